@@ -1,0 +1,81 @@
+// One device allocation that hands out tensor views: parameters, gradients, moments and
+// activations each live in an arena allocated once, so the training step allocates nothing.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SddIlgpu.Tensors;
+
+/// <summary>
+/// A block of float32 device memory, allocated once, from which <see cref="Tensor"/> views are taken
+/// in order (a bump allocator). Disposing the arena frees the memory; its views then throw on use.
+/// </summary>
+public sealed class Arena : IDisposable
+{
+    MemoryBuffer1D<float, Stride1D.Dense>? buffer;
+    long used;
+
+    internal Arena(Device device, long capacity, string name)
+    {
+        if (capacity <= 0)
+            throw new ArgumentOutOfRangeException(nameof(capacity), $"Arena '{name}' needs a positive capacity; got {capacity}.");
+        Device = device;
+        Name = name;
+        Capacity = capacity;
+        buffer = device.Accelerator.Allocate1D<float>(capacity);
+        device.Counters.CountAllocation();
+        buffer.View.MemSetToZero(device.Stream);
+    }
+
+    public Device Device { get; }
+    public string Name { get; }
+
+    /// <summary>Number of float32 elements the arena holds.</summary>
+    public long Capacity { get; }
+
+    /// <summary>Number of elements handed out so far.</summary>
+    public long Used => used;
+
+    public bool IsDisposed => buffer is null;
+
+    /// <summary>Takes the next <paramref name="shape"/>-sized view from the arena.</summary>
+    public Tensor Take(Shape shape, string? name = null)
+    {
+        ThrowIfDisposed();
+        var length = shape.Length;
+        if (used + length > Capacity)
+            throw new InvalidOperationException(
+                $"Arena '{Name}' is full: taking {name ?? "a tensor"} {shape} needs {length} elements but only {Capacity - used} of {Capacity} are left. Size the arena for everything it must hold.");
+        var t = new Tensor(this, used, shape, name ?? $"{Name}[{used}]");
+        used += length;
+        return t;
+    }
+
+    /// <summary>The whole arena as one flat tensor (e.g. for one AdamW launch or one gradient fill).</summary>
+    public Tensor All(string? name = null)
+    {
+        ThrowIfDisposed();
+        return new Tensor(this, 0, new Shape(checked((int)Math.Max(1, used))), name ?? Name);
+    }
+
+    internal ArrayView<float> View
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return buffer!.View;
+        }
+    }
+
+    internal void ThrowIfDisposed()
+    {
+        if (buffer is null)
+            throw new ObjectDisposedException(Name, $"Arena '{Name}' was disposed; its tensors can no longer be used.");
+        Device.ThrowIfDisposed();
+    }
+
+    public void Dispose()
+    {
+        var b = Interlocked.Exchange(ref buffer, null);
+        b?.Dispose();
+    }
+}

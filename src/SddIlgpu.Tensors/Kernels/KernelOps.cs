@@ -1,0 +1,50 @@
+// The ILGPU implementation of every op family, compiled when the device opens.
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Tensors.Kernels;
+
+/// <summary>Every ILGPU kernel family of a device, loaded (compiled) eagerly in the constructor.</summary>
+internal sealed class KernelOps
+{
+    public KernelOps(Device device)
+    {
+        Elementwise = new ElementwiseKernels(device);
+        Reduction = new ReductionKernels(device);
+        Random = new RandomKernels(device);
+        Gemm = new GemmKernels(device);
+        Norm = new NormKernels(device);
+        Rope = new RopeKernels(device);
+        Attention = new AttentionKernels(device, Gemm);
+        Activation = new ActivationKernels(device);
+        Embedding = new EmbeddingKernels(device);
+        Loss = new LossKernels(device, Reduction);
+        Optimizer = new OptimizerKernels(device);
+    }
+
+    public ElementwiseKernels Elementwise { get; }
+    public ReductionKernels Reduction { get; }
+    public RandomKernels Random { get; }
+    public GemmKernels Gemm { get; }
+    public NormKernels Norm { get; }
+    public RopeKernels Rope { get; }
+    public AttentionKernels Attention { get; }
+    public ActivationKernels Activation { get; }
+    public EmbeddingKernels Embedding { get; }
+    public LossKernels Loss { get; }
+    public OptimizerKernels Optimizer { get; }
+
+    public OpSet ToOpSet() => new()
+    {
+        Gemm = Gemm,
+        Norm = Norm,
+        Rope = Rope,
+        Attention = Attention,
+        Activation = Activation,
+        Embedding = Embedding,
+        Loss = Loss,
+        Elementwise = Elementwise,
+        Reduction = Reduction,
+        Optimizer = Optimizer,
+        Random = Random,
+    };
+}

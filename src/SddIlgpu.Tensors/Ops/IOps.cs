@@ -1,0 +1,181 @@
+// The op families every back end implements. Layers call these and never launch kernels themselves.
+// Gradient contract (see Ops/README.md): a backward op OVERWRITES the activation gradients it writes
+// (dX, dQ, ...) and ACCUMULATES (+=) into parameter gradients (dWeight, dGain, dAlpha, dTable).
+namespace SddIlgpu.Tensors.Ops;
+
+/// <summary>
+/// Where matrix z of a batched operand starts and how its rows are laid out. With
+/// z = outer·BatchInner + inner, element (r, c) of matrix z is at
+/// <c>Offset + outer·OuterStride + (inner / InnerDiv)·InnerStride + r·Ld + c</c>.
+/// InnerDiv lets grouped-query attention map query head h to kv head h / (NH / KVH).
+/// </summary>
+public readonly record struct MatrixLayout(int Ld, long OuterStride = 0, long InnerStride = 0, int InnerDiv = 1, long Offset = 0);
+
+/// <summary>
+/// C = Alpha·op(A)·op(B) + Beta·C for BatchOuter·BatchInner matrices. op(A) is (M, K): A is stored (M, K),
+/// or (K, M) when TransA. op(B) is (K, N): B is stored (K, N), or (N, K) when TransB. Beta = 0 never reads C.
+/// </summary>
+public readonly record struct GemmSpec(
+    int M, int N, int K, bool TransA = false, bool TransB = false, float Alpha = 1f, float Beta = 0f,
+    int BatchOuter = 1, int BatchInner = 1)
+{
+    public int BatchCount => BatchOuter * BatchInner;
+}
+
+/// <summary>Matrix products.</summary>
+public interface IGemmOps
+{
+    void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc);
+}
+
+/// <summary>RMS normalisation over groups of the last axis.</summary>
+public interface INormOps
+{
+    /// <summary>
+    /// y = gain ⊙ x / sqrt(mean(x², group) + eps). Rows of x (R, W) are split into W / groupSize groups;
+    /// gain (groupSize) is shared by all groups, or null for the gainless norm. rstd (R·W/groupSize) is saved.
+    /// y may alias x.
+    /// </summary>
+    void Forward(Tensor x, Tensor? gain, Tensor y, Tensor rstd, int groupSize, float eps);
+
+    /// <summary>dX (R, W) overwritten; dGain (groupSize) accumulated when gain is given. dX may alias dY.</summary>
+    void Backward(Tensor dY, Tensor x, Tensor? gain, Tensor rstd, Tensor dX, Tensor? dGain, int groupSize);
+}
+
+/// <summary>Rotary position embedding, half-split convention: pair (i, i + HS/2) rotated by t·θ^(−2i/HS).</summary>
+public interface IRopeOps
+{
+    /// <summary>x, y (B, T, H·HS); table (T, HS/2, 2) holds (cos, sin) (see <see cref="RopeTable"/>). y may alias x.</summary>
+    void Forward(Tensor x, Tensor y, Tensor table, int headDim);
+
+    /// <summary>dX = rotation by −angle of dY; dX may alias dY.</summary>
+    void Backward(Tensor dY, Tensor dX, Tensor table, int headDim);
+}
+
+/// <summary>Sizes of one causal grouped-query attention call.</summary>
+public readonly record struct AttentionShape(int B, int T, int NH, int KVH, int HS)
+{
+    public int Rep => NH / KVH;
+    public float Scale => 1f / MathF.Sqrt(HS);
+}
+
+/// <summary>Causal multi-head attention with grouped-query heads.</summary>
+public interface IAttentionOps
+{
+    /// <summary>
+    /// q (B, T, NH·HS), k, v (B, T, KVH·HS) → ctx (B, T, NH·HS) = softmax(q·kᵀ/√HS + causal mask)·v per head;
+    /// query head h reads kv head h / (NH / KVH). probs (B, NH, T, T) is saved for backward.
+    /// </summary>
+    void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx);
+
+    /// <summary>dQ, dK, dV overwritten. dProbs (B, NH, T, T) is scratch.</summary>
+    void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
+        Tensor dQ, Tensor dK, Tensor dV);
+
+    /// <summary>In place over scores (Z, T, T): P = softmax(scale·S + causal mask) row by row (max-subtracted).</summary>
+    void CausalSoftmaxForward(Tensor scores, float scale);
+
+    /// <summary>In place over dProbs (Z, T, T): dS = scale · P ⊙ (dP − Σ_j dP·P). Masked entries become 0.</summary>
+    void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale);
+}
+
+/// <summary>SwiGLU and last-axis concatenation.</summary>
+public interface IActivationOps
+{
+    /// <summary>upGate (R, 2F) holds up in [:, :F] and gate in [:, F:]; s (R, F) = up ⊙ silu(gate).</summary>
+    void SwiGluForward(Tensor upGate, Tensor s);
+
+    /// <summary>dUpGate (R, 2F) overwritten.</summary>
+    void SwiGluBackward(Tensor dS, Tensor upGate, Tensor dUpGate);
+
+    /// <summary>y (R, Na + Nb) = [a (R, Na) | b (R, Nb)].</summary>
+    void ConcatLast(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>a = y[:, :Na], b = y[:, Na:] (overwritten).</summary>
+    void SplitLast(Tensor y, Tensor a, Tensor b);
+}
+
+/// <summary>Token embedding lookup.</summary>
+public interface IEmbeddingOps
+{
+    /// <summary>y (N, C) = table (V, C)[tokens (N)]; token ids are stored as exact floats.</summary>
+    void Forward(Tensor tokens, Tensor table, Tensor y);
+
+    /// <summary>dTable (V, C) += scatter of dY (N, C) by token, in position order (deterministic, no atomics).</summary>
+    void Backward(Tensor tokens, Tensor dY, Tensor dTable);
+}
+
+/// <summary>Fused softmax cross-entropy.</summary>
+public interface ILossOps
+{
+    /// <summary>
+    /// logits (N, V), targets (N). losses (N) gets each row's loss, loss (1) their mean (fixed-order sum),
+    /// dLogits (N, V) = (softmax − onehot)·gradScale, overwritten; dLogits may alias logits.
+    /// </summary>
+    void CrossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor loss, Tensor dLogits, float gradScale);
+}
+
+/// <summary>Elementwise ops over equally long tensors.</summary>
+public interface IElementwiseOps
+{
+    void Fill(Tensor y, float value);
+    void Copy(Tensor x, Tensor y);
+
+    /// <summary>y = a + b; y may alias a or b.</summary>
+    void Add(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y = s·x; y may alias x.</summary>
+    void Scale(Tensor x, float s, Tensor y);
+
+    /// <summary>y += a·x.</summary>
+    void Axpy(float a, Tensor x, Tensor y);
+}
+
+/// <summary>Deterministic reductions (fixed partition and order, independent of thread timing).</summary>
+public interface IReductionOps
+{
+    /// <summary>output[index] = Σ x².</summary>
+    void SumSquares(Tensor x, Tensor output, int index);
+
+    /// <summary>output[index] = Σ x.</summary>
+    void Sum(Tensor x, Tensor output, int index);
+}
+
+/// <summary>Hyper-parameters of one AdamW step; the bias corrections 1 − β^t are computed on the host.</summary>
+public readonly record struct AdamWStep(
+    float Lr, float Beta1, float Beta2, float Eps, float WeightDecay,
+    float BiasCorrection1, float BiasCorrection2, float GradClip);
+
+/// <summary>The optimizer update.</summary>
+public interface IOptimizerOps
+{
+    /// <summary>
+    /// torch.optim.AdamW over a flat arena: g = grad·scale with scale = min(1, clip/(‖g‖ + 1e-6)) read from
+    /// gradSumSquares[0] = ‖g‖² (no clipping when GradClip ≤ 0); p ← p·(1 − lr·wd·mask); m, v updated;
+    /// p ← p − lr·(m/bc1)/(sqrt(v/bc2) + eps). All tensors have the same length except gradSumSquares.
+    /// </summary>
+    void AdamW(in AdamWStep step, Tensor param, Tensor grad, Tensor m, Tensor v, Tensor decayMask, Tensor gradSumSquares);
+}
+
+/// <summary>Device-side random numbers from the counter-based generator shared with the host.</summary>
+public interface IRandomOps
+{
+    /// <summary>y[i] = <see cref="Random.Philox.Uniform"/>(seed, stream, i), bit-identical to the host.</summary>
+    void FillUniform(Tensor y, ulong seed, ulong stream);
+}
+
+/// <summary>The op set a device runs: one implementation per family, replaceable family by family.</summary>
+public sealed class OpSet
+{
+    public required IGemmOps Gemm { get; init; }
+    public required INormOps Norm { get; init; }
+    public required IRopeOps Rope { get; init; }
+    public required IAttentionOps Attention { get; init; }
+    public required IActivationOps Activation { get; init; }
+    public required IEmbeddingOps Embedding { get; init; }
+    public required ILossOps Loss { get; init; }
+    public required IElementwiseOps Elementwise { get; init; }
+    public required IReductionOps Reduction { get; init; }
+    public required IOptimizerOps Optimizer { get; init; }
+    public required IRandomOps Random { get; init; }
+}

@@ -1,0 +1,83 @@
+using NUnit.Framework;
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Random;
+using SddIlgpu.Tests.Support;
+
+namespace SddIlgpu.Tests.Tensors;
+
+public sealed class DeviceTests
+{
+    [Test]
+    public void UnknownDeviceNamesWhatIsAvailable()
+    {
+        var e = Assert.Throws<DeviceNotFoundException>(() => Device.Open("tpu"))!;
+        Assert.That(e.Message, Does.Contain("Unknown device 'tpu'").And.Contain("ilgpu-cpu").And.Contain("cpu"));
+    }
+
+    [Test]
+    public void BadIndexIsRejected()
+    {
+        Assert.Throws<DeviceNotFoundException>(() => Device.Open("cpu:3"));
+        Assert.Throws<DeviceNotFoundException>(() => Device.Open("cuda:x"));
+    }
+
+    [Test]
+    public void ListingAlwaysHasBothCpuDevices()
+    {
+        var names = Device.List().Select(d => d.Name).ToList();
+        Assert.That(names, Does.Contain("cpu").And.Contain("ilgpu-cpu"));
+    }
+
+    [Test]
+    public void ShapeMismatchSaysExpectedAndActual()
+    {
+        var device = TestDevices.Get("ilgpu-cpu");
+        using var arena = device.Allocate(12, "shape");
+        var t = arena.Take((3, 4), "x");
+        var e = Assert.Throws<ArgumentException>(() => t.Expect((4, 3), "Linear input"))!;
+        Assert.That(e.Message, Does.Contain("expected shape (4, 3), got (3, 4)"));
+        Assert.Throws<ArgumentException>(() => t.Upload(new float[5]));
+        Assert.Throws<ArgumentException>(() => t.Reshape(5));
+    }
+
+    [Test]
+    public void DisposedArenaIsAClearErrorAndDisposeIsIdempotent()
+    {
+        var device = TestDevices.Get("ilgpu-cpu");
+        var arena = device.Allocate(8, "gone");
+        var t = arena.Take(8, "x");
+        arena.Dispose();
+        arena.Dispose();
+        var e = Assert.Throws<ObjectDisposedException>(() => t.ToArray())!;
+        Assert.That(e.Message, Does.Contain("gone"));
+        Assert.Throws<ObjectDisposedException>(() => arena.Take(1));
+    }
+
+    [Test]
+    public void ArenaOverflowNamesTheArena()
+    {
+        var device = TestDevices.Get("ilgpu-cpu");
+        using var arena = device.Allocate(8, "small");
+        arena.Take(6);
+        var e = Assert.Throws<InvalidOperationException>(() => arena.Take(3, "w"))!;
+        Assert.That(e.Message, Does.Contain("small").And.Contain("w"));
+    }
+
+    [TestCase("ilgpu-cpu")]
+    [TestCase("cpu")]
+    [TestCase("cuda")]
+    [TestCase("opencl")]
+    public void DeviceUniformDrawsEqualHostDrawsBitForBit(string name)
+    {
+        var device = TestDevices.Get(name);
+        using var arena = device.Allocate(1000, "rng");
+        var y = arena.Take(1000);
+        device.Ops.Random.FillUniform(y, 42, 7);
+        var host = new float[1000];
+        Philox.FillUniform(host, 42, 7);
+        Check.BitIdentical(y.ToArray(), host, "philox uniform");
+        Assert.That(host.Min(), Is.GreaterThanOrEqualTo(0f));
+        Assert.That(host.Max(), Is.LessThan(1f));
+        Assert.That(host.Average(), Is.EqualTo(0.5).Within(0.05));
+    }
+}
