@@ -1,0 +1,74 @@
+// Text generation from a model: the prompt is fed through a batch-1 copy of the model (sharing weights),
+// and each next token is drawn with temperature and top-k from a seeded Philox stream.
+using SddIlgpu.Layers;
+using SddIlgpu.Tensors.Random;
+using SddIlgpu.Training.Data;
+
+namespace SddIlgpu.Training;
+
+/// <summary>Samples text from the weights of a model.</summary>
+public sealed class TextSampler : IDisposable
+{
+    readonly Model model;
+    readonly float[] tokens, row;
+    readonly int seqLen, vocab;
+
+    public TextSampler(ModelWeights weights)
+    {
+        model = new Model(weights, 1);
+        seqLen = weights.Config.SeqLen;
+        vocab = weights.Config.Vocab;
+        tokens = new float[seqLen];
+        row = new float[vocab];
+    }
+
+    /// <summary>Continues <paramref name="prompt"/> by <paramref name="count"/> tokens.</summary>
+    public string Generate(ITokenizer tokenizer, string prompt, int count, double temperature, int topK, ulong seed)
+    {
+        var context = new List<int>(prompt.Length == 0 ? [0] : tokenizer.Encode(prompt));
+        var start = context.Count;
+        var stream = Philox.StreamOf("sample");
+        for (var i = 0; i < count; i++)
+        {
+            var window = Math.Min(context.Count, seqLen);
+            Array.Clear(tokens);
+            for (var t = 0; t < window; t++)
+                tokens[t] = context[context.Count - window + t];
+            model.Tokens.Upload(tokens);
+            model.Forward();
+            model.Logits.Slice((long)(window - 1) * vocab, vocab).Download(row);
+            context.Add(Pick(row, temperature, topK, Philox.Uniform(seed, stream, (ulong)i)));
+        }
+        // An empty prompt starts from token 0, which is not part of the text returned.
+        var generated = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(context)[start..];
+        return prompt + tokenizer.Decode(generated);
+    }
+
+    /// <summary>Draws an index from softmax(logits / temperature) restricted to the top k (k = 0: all).</summary>
+    public static int Pick(ReadOnlySpan<float> logits, double temperature, int topK, float uniform)
+    {
+        var n = logits.Length;
+        var order = new int[n];
+        for (var i = 0; i < n; i++)
+            order[i] = i;
+        var copy = logits.ToArray();
+        Array.Sort(order, (a, b) => copy[b].CompareTo(copy[a]) is var c && c != 0 ? c : a.CompareTo(b));
+        var k = topK > 0 ? Math.Min(topK, n) : n;
+        var max = copy[order[0]];
+        var probs = new double[k];
+        double total = 0;
+        for (var i = 0; i < k; i++)
+            total += probs[i] = Math.Exp((copy[order[i]] - max) / temperature);
+        var target = uniform * total;
+        double acc = 0;
+        for (var i = 0; i < k; i++)
+        {
+            acc += probs[i];
+            if (target < acc)
+                return order[i];
+        }
+        return order[k - 1];
+    }
+
+    public void Dispose() => model.Dispose();
+}
