@@ -12,11 +12,16 @@ public enum ParamKind { Matrix, Embedding, Gain, Alpha, AlphaOut }
 /// <summary>A named parameter: its value and gradient are views into the weights' two arenas.</summary>
 public sealed class Parameter
 {
-    internal Parameter(string name, ParamKind kind, Shape shape, Tensor value, Tensor grad)
+    /// <summary>A parameter over existing value and gradient tensors of the same shape (e.g. to use a layer on its own).</summary>
+    public Parameter(string name, ParamKind kind, Tensor value, Tensor grad)
     {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(grad);
+        grad.Expect(value.Shape, $"gradient of {name}");
         Name = name;
         Kind = kind;
-        Shape = shape;
+        Shape = value.Shape;
         Value = value;
         Grad = grad;
     }
@@ -75,7 +80,7 @@ public sealed class ModelWeights : IDisposable
         var list = new List<Parameter>(layout.Count);
         foreach (var (name, shape, kind) in layout)
         {
-            var p = new Parameter(name, kind, shape, values.Take(shape, name), grads.Take(shape, "grad." + name));
+            var p = new Parameter(name, kind, values.Take(shape, name), grads.Take(shape, "grad." + name));
             list.Add(p);
             byName.Add(name, p);
         }
