@@ -14,6 +14,8 @@ public sealed class TransformerBlock
     readonly float a;
     readonly RmsNorm attnNorm, ffnNorm;
     readonly Tensor attnH, mid, ffnH, dH, dTmp;
+    readonly Action<Tensor> attnForward, ffnForward;
+    readonly Action<Tensor, Tensor, Tensor> attnBackward, ffnBackward;
     Tensor? input;
 
     /// <param name="weights">Parameters <c>blocks.{block}.*</c>.</param>
@@ -44,6 +46,7 @@ public sealed class TransformerBlock
         Output = activations.Take((n, c.DModel), p + "out");
         Attention = new CausalSelfAttention(weights, block, batch, rope, dProbs, activations);
         Ffn = new SwiGluFfn(weights, block, n, activations);
+        (attnForward, ffnForward, attnBackward, ffnBackward) = (Attention.Forward, Ffn.Forward, Attention.Backward, Ffn.Backward);
     }
 
     public CausalSelfAttention Attention { get; }
@@ -66,16 +69,16 @@ public sealed class TransformerBlock
     public void Forward(Tensor x)
     {
         input = x;
-        Step(attnNorm, x, attnH, Attention.Forward, Attention.Output, mid);
-        Step(ffnNorm, mid, ffnH, Ffn.Forward, Ffn.Output, Output);
+        Step(attnNorm, x, attnH, attnForward, Attention.Output, mid);
+        Step(ffnNorm, mid, ffnH, ffnForward, Ffn.Output, Output);
     }
 
     /// <summary>On entry dX is the gradient w.r.t. Output; on return, w.r.t. the block's input (in place).</summary>
     public void Backward(Tensor dX)
     {
         var x = input ?? throw new InvalidOperationException("Backward needs a Forward first.");
-        StepBack(ffnNorm, mid, ffnH, Ffn.Backward, dX);
-        StepBack(attnNorm, x, attnH, Attention.Backward, dX);
+        StepBack(ffnNorm, mid, ffnH, ffnBackward, dX);
+        StepBack(attnNorm, x, attnH, attnBackward, dX);
     }
 
     void Step(RmsNorm norm, Tensor x, Tensor h, Action<Tensor> sub, Tensor s, Tensor y)
