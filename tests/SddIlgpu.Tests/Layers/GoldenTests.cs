@@ -47,7 +47,7 @@ public sealed class GoldenTests(string deviceName)
     static double Meta(SafetensorsFile f, string key) => double.Parse(f.Metadata[key], CultureInfo.InvariantCulture);
 
     [TestCaseSource(nameof(Fixtures))]
-    public void ForwardMatchesLogitsAndLoss(string name)
+    public void ForwardMatchesLogits(string name)
     {
         var (weights, model, file) = Build(name);
         using var w = weights;
@@ -56,31 +56,14 @@ public sealed class GoldenTests(string deviceName)
         var expected = D(file.Tensors["expected.logits"].Data);
         var scale = expected.Max(Math.Abs);
         Check.Close(m.Logits.ToArray(), expected, 1e-4 * scale, 1e-4, name + " logits");
-        m.ForwardLoss(1f / (m.Batch * m.Config.SeqLen));
-        Check.Close(m.Loss.ToArray(), [Meta(file, "loss")], 0, 1e-4, name + " loss");
     }
 
+    /// <summary>
+    /// The first step's forward and backward are checked against the fixture's loss and gradients before the
+    /// step is taken (one pass serves both: the ilgpu-cpu device is slow per launch), then the remaining steps run.
+    /// </summary>
     [TestCaseSource(nameof(Fixtures))]
-    public void BackwardMatchesEveryGradient(string name)
-    {
-        var (weights, model, file) = Build(name);
-        using var w = weights;
-        using var m = model;
-        w.ZeroGrad();
-        m.ForwardLoss(1f / (m.Batch * m.Config.SeqLen));
-        m.Backward();
-        var failures = new List<string>();
-        foreach (var p in w.Parameters)
-        {
-            var err = Check.RelativeNormError(p.Grad.ToArray(), D(file.Tensors["grad." + p.Name].Data));
-            if (!(err <= 1e-3))
-                failures.Add($"{p.Name}: relative error {err:G3}");
-        }
-        Assert.That(failures, Is.Empty, $"{name} gradients beyond 1e-3 (norm-wise)");
-    }
-
-    [TestCaseSource(nameof(Fixtures))]
-    public void AdamWStepsMatchLossesAndWeights(string name)
+    public void LossGradientsAndAdamWStepsMatch(string name)
     {
         var (weights, model, file) = Build(name);
         using var w = weights;
@@ -101,18 +84,28 @@ public sealed class GoldenTests(string deviceName)
             m.ForwardLoss(1f / (m.Batch * m.Config.SeqLen));
             m.Backward();
             losses[step] = m.Loss.ToArray()[0];
+            if (step == 0)
+            {
+                Check.Close(losses.AsSpan(0, 1), [Meta(file, "loss")], 0, 1e-4, name + " loss");
+                CompareNormWise(w, "grad.", p => p.Grad, file, 1e-3, name + " gradients");
+            }
             adam.Step(config.Lr);
             norms[step] = MathF.Sqrt(adam.GradNormSquared.ToArray()[0]);
         }
         Check.Close(losses, expectedLosses, 0, 1e-3, name + " AdamW losses");
         Check.Close(norms, expectedNorms, 0, 1e-3, name + " AdamW gradient norms");
+        CompareNormWise(w, "after_steps.", p => p.Value, file, 1e-3, $"{name} weights after {steps} AdamW steps");
+    }
+
+    static void CompareNormWise(ModelWeights w, string prefix, Func<Parameter, SddIlgpu.Tensors.Tensor> pick, SafetensorsFile file, double tolerance, string label)
+    {
         var failures = new List<string>();
         foreach (var p in w.Parameters)
         {
-            var err = Check.RelativeNormError(p.Value.ToArray(), D(file.Tensors["after_steps." + p.Name].Data));
-            if (!(err <= 1e-3))
+            var err = Check.RelativeNormError(pick(p).ToArray(), D(file.Tensors[prefix + p.Name].Data));
+            if (!(err <= tolerance))
                 failures.Add($"{p.Name}: relative error {err:G3}");
         }
-        Assert.That(failures, Is.Empty, $"{name} weights after {steps} AdamW steps beyond 1e-3 (norm-wise)");
+        Assert.That(failures, Is.Empty, $"{label} beyond {tolerance} (norm-wise)");
     }
 }
