@@ -23,11 +23,13 @@ internal sealed class GemmKernels : IGemmOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(SimpleKernel));
         tiled = device.Load(nameof(GemmTiled.TiledKernel),
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
+        UseSimple = device.IsHostMemory;
     }
 
     /// <summary>
-    /// When true, <see cref="Gemm"/> runs the simple kernel. The tiled kernel is the default everywhere; tests and
-    /// benchmarks call <see cref="GemmSimple"/> and <see cref="GemmTiledOp"/> directly to compare them.
+    /// When true, <see cref="Gemm"/> runs the simple kernel. It starts true on the CPU accelerator, where the
+    /// tiled kernel's 256 OS threads and two OS barriers per K-slice make it 20-40× slower (docs/perf.md), and
+    /// false on GPUs. Tests and benchmarks call <see cref="GemmSimple"/> and <see cref="GemmTiledOp"/> directly.
     /// </summary>
     internal bool UseSimple { get; set; }
 
