@@ -6,6 +6,9 @@ namespace SddIlgpu.Tensors.Managed;
 
 internal sealed class ManagedActivation(Device device) : IActivationOps
 {
+    /// <summary>Gate values per σ batch (a stack buffer).</summary>
+    const int Chunk = 256;
+
     public void SwiGluForward(Tensor upGate, Tensor s)
     {
         var (rows, f) = Split(upGate, s, "SwiGluForward");
@@ -14,11 +17,17 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
         {
             ReadOnlySpan<float> ug = upGate.HostSpan();
             var ss = s.HostSpan();
+            Span<float> sig = stackalloc float[Chunk];
             for (var r = r0; r < r1; r++)
-                for (var i = 0; i < f; i++)
+                for (var i0 = 0; i0 < f; i0 += Chunk)
                 {
-                    float up = ug[r * 2 * f + i], gate = ug[r * 2 * f + f + i];
-                    ss[r * f + i] = up * (gate / (1f + MathF.Exp(-gate)));
+                    var n = Math.Min(Chunk, f - i0);
+                    ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sig);
+                    for (var i = 0; i < n; i++)
+                    {
+                        float up = ug[r * 2 * f + i0 + i], gate = ug[r * 2 * f + f + i0 + i];
+                        ss[r * f + i0 + i] = up * (gate * sig[i]);
+                    }
                 }
         });
     }
@@ -32,13 +41,18 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
         {
             ReadOnlySpan<float> ug = upGate.HostSpan(), ds = dS.HostSpan();
             var dug = dUpGate.HostSpan();
+            Span<float> sigs = stackalloc float[Chunk];
             for (var r = r0; r < r1; r++)
-                for (var i = 0; i < f; i++)
+                for (var i0 = 0; i0 < f; i0 += Chunk)
                 {
-                    float up = ug[r * 2 * f + i], gate = ug[r * 2 * f + f + i], d = ds[r * f + i];
-                    var sig = 1f / (1f + MathF.Exp(-gate));
-                    dug[r * 2 * f + i] = d * gate * sig;
-                    dug[r * 2 * f + f + i] = d * up * sig * (1f + gate * (1f - sig));
+                    var n = Math.Min(Chunk, f - i0);
+                    ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sigs);
+                    for (var i = 0; i < n; i++)
+                    {
+                        float up = ug[r * 2 * f + i0 + i], gate = ug[r * 2 * f + f + i0 + i], d = ds[r * f + i0 + i], sig = sigs[i];
+                        dug[r * 2 * f + i0 + i] = d * gate * sig;
+                        dug[r * 2 * f + f + i0 + i] = d * up * sig * (1f + gate * (1f - sig));
+                    }
                 }
         });
     }

@@ -160,4 +160,27 @@ internal static class ManagedSimd
         for (; i < x.Length; i++)
             y[i] += x[i];
     }
+
+    /// <summary>y[i] = σ(x[i]) = 1/(1 + exp(−x[i])), every element through the same Vector256 exp (tail padded).</summary>
+    public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y)
+    {
+        var one = Vector256<float>.One;
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            for (; i + 8 <= x.Length; i += 8)
+                (one / (one + Vector256.Exp(-Vector256.LoadUnsafe(ref rx, (nuint)i)))).StoreUnsafe(ref ry, (nuint)i);
+        }
+        if (i < x.Length)
+        {
+            Span<float> tail = stackalloc float[8];
+            tail.Clear();
+            x[i..].CopyTo(tail);
+            var e = one / (one + Vector256.Exp(-Vector256.Create<float>(tail)));
+            for (var l = 0; i < x.Length; i++, l++)
+                y[i] = e[l];
+        }
+    }
 }
