@@ -104,17 +104,14 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             var tailRows = rows % mr;
             if (tailRows != 0) // the last, partial panel is packed so the kernel never reads past A
                 GemmPacking.Pack(a, lda, s.TransA, i0 + rows - tailRows, tailRows, k0, kc, mr, tail);
-            for (var jr = 0; jr < s.N; jr += nr)
+            // A panel outer: its MR·kc values stay in L1 across the B panels, which stream from L2 in packed order.
+            for (var ir = 0; ir < rows; ir += mr)
             {
-                var bPanel = packed + (long)jr * s.K + (long)k0 * nr;
-                var cols = Math.Min(nr, s.N - jr);
-                for (var ir = 0; ir < rows; ir += mr)
-                {
-                    var full = ir + mr <= rows;
-                    var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
-                    micro.Run(aPanel, full ? aK : mr, full ? aR : 1, bPanel, kc, c + (long)ir * ldc + jr, ldc,
-                        Math.Min(mr, rows - ir), cols, s.Alpha, beta);
-                }
+                var full = ir + mr <= rows;
+                var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
+                for (var jr = 0; jr < s.N; jr += nr)
+                    micro.Run(aPanel, full ? aK : mr, full ? aR : 1, packed + (long)jr * s.K + (long)k0 * nr, kc,
+                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, s.N - jr), s.Alpha, beta);
             }
         }
     }
