@@ -1,5 +1,6 @@
 // The back ends the layer tests run on: the ILGPU CPU accelerator, the managed cpu path, and "naive"
-// (the CPU accelerator's memory with NaiveOps), which checks the layers independently of the kernels.
+// (the CPU accelerator's memory with NaiveOps), which checks the layers independently of the kernels;
+// cuda where a GPU is present (ignored otherwise).
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
@@ -9,7 +10,7 @@ namespace SddIlgpu.Tests.Layers;
 
 public static class LayerDevices
 {
-    public static readonly string[] All = ["ilgpu-cpu", "cpu", "naive"];
+    public static readonly string[] All = ["ilgpu-cpu", "cpu", "naive", "cuda"];
 
     static readonly Dictionary<string, OpSet> NaiveSets = [];
 
