@@ -30,7 +30,7 @@ internal sealed class AttentionKernels : IAttentionOps
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Forward probs (B, NH, T, T)");
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
         gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s));
-        CausalSoftmaxForward(probs, s.Scale);
+        SoftmaxForward(probs, s.T, s.Scale);
         gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s));
     }
 
@@ -44,7 +44,7 @@ internal sealed class AttentionKernels : IAttentionOps
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
         gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s));
         SumOverSharingHeads(s, probs, dCtx, dV);
-        CausalSoftmaxBackward(probs, dProbs, s.Scale);
+        SoftmaxBackward(probs, dProbs, s.T, s.Scale);
         gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s));
         SumOverSharingHeads(s, dProbs, q, dK);
     }
@@ -86,15 +86,18 @@ internal sealed class AttentionKernels : IAttentionOps
             t.ExpectLength((long)s.B * s.T * heads * s.HS, $"{op} {role} (B={s.B}, T={s.T}, {heads}·HS={heads * s.HS})");
     }
 
-    public void CausalSoftmaxForward(Tensor scores, float scale)
-    {
-        var t = SquareRows(scores, "CausalSoftmaxForward scores");
-        softmaxForward(device.Launching(), device.GridStride(scores.Length / t), scores.View, (int)(scores.Length / t), t, scale);
-    }
+    public void CausalSoftmaxForward(Tensor scores, float scale) =>
+        SoftmaxForward(scores, SquareRows(scores, "CausalSoftmaxForward scores"), scale);
 
-    public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale)
+    /// <summary>Rows of length <paramref name="t"/>; the attention ops call this directly with their own T.</summary>
+    void SoftmaxForward(Tensor scores, int t, float scale) =>
+        softmaxForward(device.Launching(), device.GridStride(scores.Length / t), scores.View, (int)(scores.Length / t), t, scale);
+
+    public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale) =>
+        SoftmaxBackward(probs, dProbs, SquareRows(probs, "CausalSoftmaxBackward probs"), scale);
+
+    void SoftmaxBackward(Tensor probs, Tensor dProbs, int t, float scale)
     {
-        var t = SquareRows(probs, "CausalSoftmaxBackward probs");
         KernelInfra.SameLength(probs, dProbs, "CausalSoftmaxBackward");
         softmaxBackward(device.Launching(), device.GridStride(probs.Length / t), probs.View, dProbs.View, (int)(probs.Length / t), t, scale);
     }

@@ -36,17 +36,8 @@ internal sealed class RopeKernels : IRopeOps
 
     void Rotate(string op, Tensor x, Tensor y, Tensor table, int headDim, float sinSign)
     {
-        KernelInfra.SameLength(x, y, op);
-        if (headDim <= 0 || headDim % 2 != 0)
-            throw new ArgumentException($"{op}: head dimension {headDim} must be positive and even.");
+        var seqLen = OpChecks.RopeSeqLen(op, x, y, table, headDim);
         var rowWidth = x.Shape.Last;
-        if (rowWidth % headDim != 0)
-            throw new ArgumentException($"{op}: the last axis of {x.Name} {x.Shape} must be H·HS, a multiple of HS = {headDim}.");
-        if (table.Length % headDim != 0)
-            throw new ArgumentException($"{op}: table {table.Name} {table.Shape} must be (T, HS/2, 2) for HS = {headDim}.");
-        var seqLen = (int)(table.Length / headDim);
-        if (x.Shape.Rows % seqLen != 0 || (x.Shape.Rank >= 3 && x.Shape[-2] != seqLen))
-            throw new ArgumentException($"{op}: {x.Name} {x.Shape} must be (B, T, H·HS) with T = {seqLen} from the table {table.Name} {table.Shape}.");
         var shape = new RopeShape(KernelInfra.IntLength(x, op) / 2, headDim / 2, rowWidth, seqLen, sinSign);
         rotate(device.Launching(), device.GridStride(shape.Pairs), shape, x.View, y.View, table.View);
     }

@@ -13,16 +13,9 @@ internal sealed class ManagedRope(Device device) : IRopeOps
     /// <summary>y1 = x1·cos − sign·x2·sin, y2 = x2·cos + sign·x1·sin; y may alias x (each pair is read before written).</summary>
     void Rotate(Tensor x, Tensor y, Tensor table, int headDim, float sign)
     {
-        ManagedElementwise.SameLength(x, y, "Rope");
+        var seqLen = OpChecks.RopeSeqLen("Rope", x, y, table, headDim);
         var width = x.Shape.Last;
-        if (headDim <= 0 || headDim % 2 != 0 || width % headDim != 0)
-            throw new ArgumentException($"Rope: head dimension {headDim} must be even and divide the last axis of {x.Name} {x.Shape}.");
-        if (table.Length % headDim != 0)
-            throw new ArgumentException($"Rope: table {table.Name} {table.Shape} must hold (T, HS/2, 2) values for HS = {headDim}.");
-        var seqLen = (int)(table.Length / headDim);
         var rows = (int)(x.Length / width);
-        if (rows % seqLen != 0)
-            throw new ArgumentException($"Rope: {rows} rows of {x.Name} {x.Shape} are not a whole number of sequences of T = {seqLen}.");
         device.ThrowIfDisposed();
         device.Counters.CountLaunch();
         var half = headDim / 2;
