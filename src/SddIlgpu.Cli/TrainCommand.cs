@@ -62,37 +62,20 @@ public static class TrainCommand
     public static int Run(IReadOnlyList<string> argv)
     {
         var a = CliArgs.Parse(argv, Flags);
-        var preset = a.String("preset", "tiny");
-        using var device = Device.Open(a.String("device", "auto"));
-        var quiet = a.Bool("quiet") ?? false;
-        var cacheDir = a.String("cache-dir") ?? TextCorpus.DefaultCacheDir;
-
+        var deviceName = a.String("device", "auto");
+        Device.Parse(deviceName); // a misspelt device fails before any data is read
+        Device? device = null;
         Trainer trainer;
-        if (a.String("resume") is { } resume)
+        try
         {
-            foreach (var f in Flags.Where(f => f.Name is not ("resume" or "device" or "out" or "data" or "quiet" or "steps" or "cache-dir" or "stop-at")))
-                if (a.Has(f.Name))
-                    throw new UsageException($"--{f.Name} cannot change a resumed run: the checkpoint's configuration is used (only --steps, --stop-at, --data, --out, --device may be given).");
-            var state = Training.Checkpoints.Checkpoint.ReadState(resume);
-            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
-            var corpus = LoadCorpus(a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tokenizer.Kind, cacheDir, tokenizer);
-            var outDir = a.String("out") ?? Path.GetDirectoryName(Path.GetFullPath(resume))!;
-            trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet), a.Int("steps"));
-            Console.WriteLine($"Resuming {resume} at step {trainer.Step} on {device}");
+            trainer = Start(a, deviceName, d => device = d);
         }
-        else
+        catch
         {
-            var defaults = TrainConfig.ForPreset(preset);
-            var tokenizerKind = a.String("tokenizer", defaults.Tokenizer);
-            var corpus = LoadCorpus(a.String("data"), tokenizerKind, cacheDir, null);
-            var model = ResolveModel(a, preset, corpus.Tokenizer.VocabSize);
-            var train = ResolveTrain(a, defaults with { Tokenizer = tokenizerKind });
-            model.Validate();
-            train.Validate();
-            var outDir = a.String("out", Path.Combine("runs", preset));
-            trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet));
-            PrintConfiguration(device, corpus, model, train, outDir);
+            device?.Dispose();
+            throw;
         }
+        using (device)
         using (trainer)
         {
             var result = trainer.Run();
@@ -106,6 +89,50 @@ public static class TrainCommand
             if (result.PlotPath is not null)
                 Console.WriteLine($"Plot:       {result.PlotPath}");
             return result.Diverged ? 3 : 0;
+        }
+    }
+
+    /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
+    static Trainer Start(CliArgs a, string deviceName, Action<Device> opened)
+    {
+        var quiet = a.Bool("quiet") ?? false;
+        var cacheDir = a.String("cache-dir") ?? TextCorpus.DefaultCacheDir;
+        Device Open()
+        {
+            var d = Device.Open(deviceName);
+            opened(d);
+            return d;
+        }
+        if (a.String("resume") is { } resume)
+        {
+            foreach (var f in Flags.Where(f => f.Name is not ("resume" or "device" or "out" or "data" or "quiet" or "steps" or "cache-dir" or "stop-at")))
+                if (a.Has(f.Name))
+                    throw new UsageException($"--{f.Name} cannot change a resumed run: the checkpoint's configuration is used (only --steps, --stop-at, --data, --out, --device may be given).");
+            var state = Training.Checkpoints.Checkpoint.ReadState(resume);
+            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+            var corpus = LoadCorpus(a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tokenizer.Kind, cacheDir, tokenizer);
+            var outDir = a.String("out") ?? Path.GetDirectoryName(Path.GetFullPath(resume))!;
+            var device = Open();
+            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet), a.Int("steps"));
+            Console.WriteLine($"Resuming {resume} at step {trainer.Step} on {device}");
+            return trainer;
+        }
+        else
+        {
+            var preset = a.String("preset", "tiny");
+            var defaults = TrainConfig.ForPreset(preset);
+            var tokenizerKind = a.String("tokenizer", defaults.Tokenizer);
+            var corpus = LoadCorpus(a.String("data"), tokenizerKind, cacheDir, null);
+            var model = ResolveModel(a, preset, corpus.Tokenizer.VocabSize);
+            var train = ResolveTrain(a, defaults with { Tokenizer = tokenizerKind });
+            model.Validate();
+            train.Validate();
+            corpus.EnsureLongEnough(model.SeqLen);
+            var outDir = a.String("out", Path.Combine("runs", preset));
+            var device = Open();
+            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet));
+            PrintConfiguration(device, corpus, model, train, outDir);
+            return trainer;
         }
     }
 

@@ -48,9 +48,7 @@ public static class Safetensors
         }
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         var padded = (json.Length + 7) / 8 * 8;
-        var full = Path.GetFullPath(path);
-        var temp = full + ".tmp";
-        using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        AtomicFile.Write(path, f =>
         {
             Span<byte> len = stackalloc byte[8];
             BitConverter.TryWriteBytes(len, (ulong)padded);
@@ -60,8 +58,7 @@ public static class Safetensors
                 f.WriteByte((byte)' ');
             foreach (var (_, _, data) in list)
                 f.Write(MemoryMarshal.AsBytes(data.AsSpan()));
-        }
-        File.Move(temp, full, overwrite: true);
+        });
     }
 
     /// <summary>Reads a file, with errors that say what is wrong (truncated, corrupt header, non-F32 dtype).</summary>

@@ -75,7 +75,7 @@ public static class Checkpoint
         {
             optimizer.M.Upload(Gather(path, tensors, weights, "optim.m."));
             optimizer.V.Upload(Gather(path, tensors, weights, "optim.v."));
-            optimizer.StepCount = state.AdamStep;
+            optimizer.Restore(state.AdamStep);
         }
         return state;
     }
@@ -88,7 +88,8 @@ public static class Checkpoint
         IReadOnlyDictionary<string, string> meta;
         try
         {
-            (tensors, meta) = Safetensors.Read(path);
+            var file = Safetensors.Read(path);
+            (tensors, meta) = (file.Tensors, file.Metadata);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or FormatException or ArgumentException or System.Text.Json.JsonException)
         {
@@ -124,7 +125,7 @@ public static class Checkpoint
         if (!meta.TryGetValue("model_config", out var json))
             return null;
         var config = ModelConfig.FromJson(json);
-        var names = ModelWeights.ParameterNames(config);
+        var names = ModelWeights.Layout(config).Select(p => p.Name);
         var list = new List<float[]>();
         foreach (var prefix in new[] { "", "optim.m.", "optim.v." })
             foreach (var n in names)

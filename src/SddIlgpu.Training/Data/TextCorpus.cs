@@ -2,6 +2,7 @@
 // 90 % train / 10 % validation, as nanoGPT does.
 using System.Security.Cryptography;
 using System.Text;
+using SddIlgpu.Layers;
 
 namespace SddIlgpu.Training.Data;
 

@@ -1,5 +1,6 @@
 // The loss curve as a PNG: training loss per step and validation loss at each evaluation (ScottPlot).
 using ScottPlot;
+using SddIlgpu.Layers;
 
 namespace SddIlgpu.Training.Metrics;
 
@@ -30,6 +31,6 @@ public static class LossPlot
         plot.YLabel("cross-entropy (nats)");
         plot.ShowLegend();
         var bytes = plot.GetImageBytes(900, 500, ImageFormat.Png);
-        Training.AtomicFile.WriteAllBytes(path, bytes);
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 }

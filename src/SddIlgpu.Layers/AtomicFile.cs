@@ -1,6 +1,6 @@
 // Outputs are written to a temporary file beside the target and renamed over it, so a crash, a full disk
 // or an unwritable folder never leaves a half-written checkpoint, log or plot.
-namespace SddIlgpu.Training;
+namespace SddIlgpu.Layers;
 
 public static class AtomicFile
 {
