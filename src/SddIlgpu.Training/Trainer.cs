@@ -194,7 +194,7 @@ public sealed class Trainer : IDisposable
         if (options.WritePlot && log.Count > 0)
         {
             plot = Path.Combine(outDir, PlotFile);
-            LossPlot.Write(plot, log, $"{ModelConfig.Residual}/{ModelConfig.Linear}, L={ModelConfig.NLayer}, C={ModelConfig.DModel}");
+            LossPlot.Write(plot, log, $"{ModelConfig.Name(ModelConfig.Residual)}/{ModelConfig.Name(ModelConfig.Linear)}, L={ModelConfig.NLayer}, C={ModelConfig.DModel}");
         }
         var median = Median(stepSeconds);
         return new TrainResult(step, log.Count > 0 ? log[^1].Loss : double.NaN, lastVal, diverged,

@@ -29,7 +29,7 @@ public static class LossPlot
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel("cross-entropy (nats)");
-        plot.ShowLegend();
+        plot.ShowLegend(Alignment.UpperRight);
         var bytes = plot.GetImageBytes(900, 500, ImageFormat.Png);
         AtomicFile.WriteAllBytes(path, bytes);
     }
