@@ -33,7 +33,7 @@ public sealed record TrainConfig
     /// <summary>Training defaults that suit each model preset on its intended hardware.</summary>
     public static TrainConfig ForPreset(string preset) => preset switch
     {
-        "tiny" => new TrainConfig { Batch = 8, Steps = 300, Lr = 2e-3, Warmup = 30, EvalEvery = 100, EvalBatches = 4 },
+        "tiny" => new TrainConfig { Batch = 8, Steps = 1000, Lr = 2e-3, Warmup = 50, EvalEvery = 250, EvalBatches = 8, SampleEvery = 500 },
         "shakespeare-cpu" => new TrainConfig { Batch = 12, Steps = 2000, Lr = 1e-3, Warmup = 100, EvalEvery = 250, EvalBatches = 8 },
         "baby-gpt" => new TrainConfig { Batch = 64, Steps = 5000, Lr = 1e-3, Warmup = 100, EvalEvery = 250, EvalBatches = 20 },
         _ => new TrainConfig(),
