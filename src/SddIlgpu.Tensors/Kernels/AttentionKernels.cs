@@ -1,14 +1,149 @@
-// STUB: to be replaced by the real kernels.
+// Causal grouped-query attention as batched GEMMs over in-place (B, T, H·HS) layouts plus a row softmax:
+// S = q·kᵀ, P = softmax(S/√HS + mask), ctx = P·v; backward dP = dCtx·vᵀ, dV = Σ_r Pᵀ·dCtx, dS = P⊙(dP − Σ dP⊙P)/√HS,
+// dQ = dS·k, dK = Σ_r dSᵀ·q (spec/model.md, attention). Query head h reads kv head h / (NH / KVH).
+using ILGPU;
+using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Kernels;
 
-#pragma warning disable CS9113
-internal sealed class AttentionKernels(Device device, GemmKernels gemm) : IAttentionOps
-#pragma warning restore CS9113
+internal sealed class AttentionKernels : IAttentionOps
 {
-    public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx) => throw new NotImplementedException();
-    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs, Tensor dQ, Tensor dK, Tensor dV) => throw new NotImplementedException();
-    public void CausalSoftmaxForward(Tensor scores, float scale) => throw new NotImplementedException();
-    public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale) => throw new NotImplementedException();
+    readonly Device device;
+    readonly GemmKernels gemm;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, float> softmaxForward;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float> softmaxBackward;
+
+    public AttentionKernels(Device device, GemmKernels gemm)
+    {
+        this.device = device;
+        this.gemm = gemm;
+        softmaxForward = device.Load(nameof(CausalSoftmaxForwardKernel),
+            a => a.LoadKernel<ArrayView<float>, int, int, float>(CausalSoftmaxForwardKernel));
+        softmaxBackward = device.Load(nameof(CausalSoftmaxBackwardKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, float>(CausalSoftmaxBackwardKernel));
+    }
+
+    public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx)
+    {
+        CheckShapes(s, "Attention.Forward", (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH), (ctx, "ctx", s.NH));
+        probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Forward probs (B, NH, T, T)");
+        var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
+        gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s));
+        CausalSoftmaxForward(probs, s.Scale);
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s));
+    }
+
+    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
+        Tensor dQ, Tensor dK, Tensor dV)
+    {
+        CheckShapes(s, "Attention.Backward", (dCtx, "dCtx", s.NH), (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH),
+            (dQ, "dQ", s.NH), (dK, "dK", s.KVH), (dV, "dV", s.KVH));
+        probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward probs (B, NH, T, T)");
+        dProbs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward dProbs (B, NH, T, T)");
+        var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
+        gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s));
+        SumOverSharingHeads(s, probs, dCtx, dV);
+        CausalSoftmaxBackward(probs, dProbs, s.Scale);
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s));
+        SumOverSharingHeads(s, dProbs, q, dK);
+    }
+
+    /// <summary>
+    /// dX (B, T, KVH·HS) = Σ_r weightsᵀ·x over the Rep query heads h = g·Rep + r of each kv head g: one launch per
+    /// r batched over (B, KVH), the first overwriting and the rest adding, so no two threads write one element at once.
+    /// </summary>
+    void SumOverSharingHeads(in AttentionShape s, Tensor weights, Tensor x, Tensor dX)
+    {
+        long tt = (long)s.T * s.T;
+        for (var r = 0; r < s.Rep; r++)
+        {
+            var spec = new GemmSpec(s.T, s.HS, s.T, TransA: true, Beta: r == 0 ? 0f : 1f, BatchOuter: s.B, BatchInner: s.KVH);
+            var lw = new MatrixLayout(s.T, OuterStride: s.NH * tt, InnerStride: s.Rep * tt, Offset: r * tt);
+            var lx = new MatrixLayout(s.NH * s.HS, OuterStride: (long)s.T * s.NH * s.HS, InnerStride: s.Rep * s.HS, Offset: r * s.HS);
+            var ldx = new MatrixLayout(s.KVH * s.HS, OuterStride: (long)s.T * s.KVH * s.HS, InnerStride: s.HS);
+            gemm.Gemm(spec, weights, lw, x, lx, dX, ldx);
+        }
+    }
+
+    /// <summary>Head h of a (B, T, NH·HS) tensor as a (T, HS) matrix.</summary>
+    static MatrixLayout QueryHeads(in AttentionShape s) =>
+        new(s.NH * s.HS, OuterStride: (long)s.T * s.NH * s.HS, InnerStride: s.HS);
+
+    /// <summary>The kv head h / Rep that query head h reads, in a (B, T, KVH·HS) tensor.</summary>
+    static MatrixLayout KvHeads(in AttentionShape s) =>
+        new(s.KVH * s.HS, OuterStride: (long)s.T * s.KVH * s.HS, InnerStride: s.HS, InnerDiv: s.Rep);
+
+    /// <summary>Head h of (B, NH, T, T) scores.</summary>
+    static MatrixLayout Scores(in AttentionShape s) =>
+        new(s.T, OuterStride: (long)s.NH * s.T * s.T, InnerStride: (long)s.T * s.T);
+
+    static void CheckShapes(in AttentionShape s, string op, params (Tensor T, string Role, int Heads)[] tensors)
+    {
+        if (s.B < 1 || s.T < 1 || s.NH < 1 || s.KVH < 1 || s.HS < 1 || s.NH % s.KVH != 0)
+            throw new ArgumentException($"{op}: B, T, NH, KVH, HS must be positive and KVH must divide NH; got {s}.");
+        foreach (var (t, role, heads) in tensors)
+            t.ExpectLength((long)s.B * s.T * heads * s.HS, $"{op} {role} (B={s.B}, T={s.T}, {heads}·HS={heads * s.HS})");
+    }
+
+    public void CausalSoftmaxForward(Tensor scores, float scale)
+    {
+        var t = SquareRows(scores, "CausalSoftmaxForward scores");
+        softmaxForward(device.Launching(), device.GridStride(scores.Length / t), scores.View, (int)(scores.Length / t), t, scale);
+    }
+
+    public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale)
+    {
+        var t = SquareRows(probs, "CausalSoftmaxBackward probs");
+        KernelInfra.SameLength(probs, dProbs, "CausalSoftmaxBackward");
+        softmaxBackward(device.Launching(), device.GridStride(probs.Length / t), probs.View, dProbs.View, (int)(probs.Length / t), t, scale);
+    }
+
+    static int SquareRows(Tensor x, string role)
+    {
+        if (x.Shape.Rank < 2 || x.Shape[-2] != x.Shape.Last)
+            throw new ArgumentException($"{role}: expected (Z, T, T) with the last two axes equal; got {x.Shape} ({x.Name}).");
+        KernelInfra.IntLength(x, role);
+        return x.Shape.Last;
+    }
+
+    /// <summary>Row (z, t): p_j = exp(scale·s_j − max) / Σ for j ≤ t, 0 for j > t; sums run j = 0, 1, ….</summary>
+    [Kernel]
+    internal static void CausalSoftmaxForwardKernel(ArrayView<float> scores, int rows, int t, float scale)
+    {
+        for (var row = KernelInfra.GlobalStart; row < rows; row += KernelInfra.GlobalStride)
+        {
+            var at = (long)row * t;
+            var last = row % t;
+            var max = float.NegativeInfinity;
+            for (var j = 0; j <= last; j++)
+                max = MathF.Max(max, scale * scores[at + j]);
+            var sum = 0f;
+            for (var j = 0; j <= last; j++)
+            {
+                var e = MathF.Exp(scale * scores[at + j] - max);
+                scores[at + j] = e;
+                sum += e;
+            }
+            var inv = 1f / sum;
+            for (var j = 0; j < t; j++)
+                scores[at + j] = j <= last ? scores[at + j] * inv : 0f;
+        }
+    }
+
+    /// <summary>Row (z, t): dS_j = scale·P_j·(dP_j − Σ_i dP_i·P_i) for j ≤ t, 0 for j > t.</summary>
+    [Kernel]
+    internal static void CausalSoftmaxBackwardKernel(ArrayView<float> probs, ArrayView<float> dProbs, int rows, int t, float scale)
+    {
+        for (var row = KernelInfra.GlobalStart; row < rows; row += KernelInfra.GlobalStride)
+        {
+            var at = (long)row * t;
+            var last = row % t;
+            var dot = 0f;
+            for (var j = 0; j <= last; j++)
+                dot += dProbs[at + j] * probs[at + j];
+            for (var j = 0; j < t; j++)
+                dProbs[at + j] = j <= last ? scale * probs[at + j] * (dProbs[at + j] - dot) : 0f;
+        }
+    }
 }

@@ -1,11 +1,181 @@
-// STUB: to be replaced by the real kernels.
+// Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Two kernels: the tiled one
+// (GemmTiled.cs: shared-memory K-slices, 4×4 register blocks) that ops use, and a simple grid-stride one
+// (one output per iteration) kept as the reference for tests and benchmarks. Both sum each dot product in k order.
+using ILGPU;
+using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Kernels;
 
-#pragma warning disable CS9113
-internal sealed class GemmKernels(Device device) : IGemmOps
-#pragma warning restore CS9113
+internal sealed class GemmKernels : IGemmOps
 {
-    public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc) => throw new NotImplementedException();
+    /// <summary>ILGPU's (and CUDA's) limit on the grid's Y extent; larger batches loop inside the kernel.</summary>
+    const int MaxGridY = ushort.MaxValue;
+
+    readonly Device device;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> simple;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> tiled;
+
+    public GemmKernels(Device device)
+    {
+        this.device = device;
+        simple = device.Load(nameof(SimpleKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(SimpleKernel));
+        tiled = device.Load(nameof(GemmTiled.TiledKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
+        UseSimple = device.IsHostMemory;
+    }
+
+    /// <summary>
+    /// When true, <see cref="Gemm"/> runs the simple kernel. It starts true on the CPU accelerator, where the
+    /// tiled kernel's 256 OS threads and two OS barriers per K-slice make it 20-40× slower (docs/perf.md), and
+    /// false on GPUs. Tests and benchmarks call <see cref="GemmSimple"/> and <see cref="GemmTiledOp"/> directly.
+    /// </summary>
+    internal bool UseSimple { get; set; }
+
+    public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        if (UseSimple)
+            GemmSimple(spec, a, la, b, lb, c, lc);
+        else
+            GemmTiledOp(spec, a, la, b, lb, c, lc);
+    }
+
+    /// <summary>The shared-memory tiled kernel: a 64×64 tile of C per 256-thread group, batch on the grid's Y.</summary>
+    internal void GemmTiledOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        var args = Validate(spec, a, la, b, lb, c, lc);
+        var tiles = (long)GemmTiled.TilesOf(spec.M) * GemmTiled.TilesOf(spec.N);
+        var gridX = (int)Math.Min(tiles, int.MaxValue);
+        var gridY = Math.Min(spec.BatchCount, MaxGridY);
+        var config = new KernelConfig(new Index2D(gridX, gridY), new Index2D(GemmTiled.Threads, 1));
+        tiled(device.Launching(), config, a.View, b.View, c.View, args);
+    }
+
+    /// <summary>The simple reference kernel: one output element per grid-stride iteration.</summary>
+    internal void GemmSimple(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        var args = Validate(spec, a, la, b, lb, c, lc);
+        simple(device.Launching(), device.GridStride((long)spec.BatchCount * spec.M * spec.N), a.View, b.View, c.View, args);
+    }
+
+    /// <summary>Checks sizes and that the last element each operand touches lies inside its tensor.</summary>
+    static GemmArgs Validate(in GemmSpec s, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        if (s.M < 1 || s.N < 1 || s.K < 1 || s.BatchOuter < 1 || s.BatchInner < 1)
+            throw new ArgumentException($"Gemm: M, N, K, BatchOuter and BatchInner must be positive; got {s}.");
+        if ((long)s.BatchOuter * s.BatchInner > int.MaxValue)
+            throw new ArgumentException($"Gemm: {s.BatchOuter}·{s.BatchInner} matrices exceed {int.MaxValue}.");
+        if (a.Device != c.Device || b.Device != c.Device)
+            throw new ArgumentException($"Gemm: A ({a.Device.Name}), B ({b.Device.Name}) and C ({c.Device.Name}) must live on the same device.");
+        CheckOperand("A", a, la, s.TransA ? s.K : s.M, s.TransA ? s.M : s.K, s);
+        CheckOperand("B", b, lb, s.TransB ? s.N : s.K, s.TransB ? s.K : s.N, s);
+        CheckOperand("C", c, lc, s.M, s.N, s);
+        return new GemmArgs(s,
+            new GemmLayout(la, s.TransA ? 1 : la.Ld, s.TransA ? la.Ld : 1),
+            new GemmLayout(lb, s.TransB ? 1 : lb.Ld, s.TransB ? lb.Ld : 1),
+            new GemmLayout(lc, lc.Ld, 1));
+    }
+
+    static void CheckOperand(string role, Tensor t, in MatrixLayout l, int rows, int cols, in GemmSpec s)
+    {
+        var stored = $"operand {role} ({t.Name} {t.Shape}, stored {rows}×{cols} per matrix, {l})";
+        if (l.Ld < cols)
+            throw new ArgumentException($"Gemm: {stored}: Ld must be at least the {cols} columns of a stored row; got {l.Ld}.");
+        if (l.InnerDiv < 1 || l.Offset < 0 || l.OuterStride < 0 || l.InnerStride < 0)
+            throw new ArgumentException($"Gemm: {stored}: InnerDiv must be positive and Offset and strides non-negative.");
+        var last = l.Offset + (s.BatchOuter - 1) * l.OuterStride + (s.BatchInner - 1) / l.InnerDiv * l.InnerStride
+            + (rows - 1L) * l.Ld + cols - 1;
+        if (last >= t.Length)
+            throw new ArgumentException(
+                $"Gemm: {stored} reaches element {last}, so it needs at least {last + 1} elements; the tensor holds {t.Length}.");
+    }
+
+    [Kernel]
+    internal static void SimpleKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs g)
+    {
+        var total = (long)g.BatchCount * g.M * g.N;
+        for (long i = Grid.GlobalIndex.X; i < total; i += KernelInfra.GlobalStride)
+        {
+            var n = (int)(i % g.N);
+            var rest = i / g.N;
+            var m = (int)(rest % g.M);
+            var z = (int)(rest / g.M);
+            var rowA = g.A.Base(z, g.BatchInner) + m * g.A.StrideRow;
+            var colB = g.B.Base(z, g.BatchInner) + n * g.B.StrideCol;
+            var acc = 0f;
+            for (var k = 0; k < g.K; k++)
+                acc += a[rowA + k * g.A.StrideCol] * b[colB + k * g.B.StrideRow];
+            g.Store(c, g.C.Base(z, g.BatchInner), m, n, acc);
+        }
+    }
+}
+
+/// <summary>One operand's layout as kernels read it: op(X)(r, c) is at Base(z) + r·StrideRow + c·StrideCol.</summary>
+internal readonly struct GemmLayout
+{
+    public readonly long Offset;
+    public readonly long OuterStride;
+    public readonly long InnerStride;
+    public readonly int InnerDiv;
+    public readonly int Ld;
+    public readonly long StrideRow;
+    public readonly long StrideCol;
+
+    public GemmLayout(in MatrixLayout l, long strideRow, long strideCol)
+    {
+        Offset = l.Offset;
+        OuterStride = l.OuterStride;
+        InnerStride = l.InnerStride;
+        InnerDiv = l.InnerDiv;
+        Ld = l.Ld;
+        StrideRow = strideRow;
+        StrideCol = strideCol;
+    }
+
+    /// <summary>Where matrix z = outer·batchInner + inner starts (the MatrixLayout formula).</summary>
+    public long Base(int z, int batchInner) =>
+        Offset + z / batchInner * OuterStride + z % batchInner / InnerDiv * InnerStride;
+}
+
+/// <summary>Kernel arguments of one GEMM: sizes, scalars and the three operand layouts (as op(X) sees them).</summary>
+internal readonly struct GemmArgs
+{
+    public readonly int M;
+    public readonly int N;
+    public readonly int K;
+    public readonly int BatchInner;
+    public readonly int BatchCount;
+    public readonly int TransA;
+    public readonly int TransB;
+    public readonly float Alpha;
+    public readonly float Beta;
+    public readonly GemmLayout A;
+    public readonly GemmLayout B;
+    public readonly GemmLayout C;
+
+    public GemmArgs(in GemmSpec s, GemmLayout a, GemmLayout b, GemmLayout c)
+    {
+        M = s.M;
+        N = s.N;
+        K = s.K;
+        BatchInner = s.BatchInner;
+        BatchCount = s.BatchCount;
+        TransA = s.TransA ? 1 : 0;
+        TransB = s.TransB ? 1 : 0;
+        Alpha = s.Alpha;
+        Beta = s.Beta;
+        A = a;
+        B = b;
+        C = c;
+    }
+
+    /// <summary>C(m, n) = α·acc + β·C(m, n), skipping rows and columns past the matrix; β = 0 never reads C.</summary>
+    public void Store(ArrayView<float> c, long baseC, int m, int n, float acc)
+    {
+        if (m >= M || n >= N)
+            return;
+        var at = baseC + (long)m * C.Ld + n;
+        c[at] = Beta == 0f ? Alpha * acc : Alpha * acc + Beta * c[at];
+    }
 }
