@@ -52,7 +52,7 @@ public static class Benchmarks
         if (presets.Count < o.Presets.Count)
             Note("baby-gpt skipped on ilgpu-cpu (simulated GPU threads: minutes per step); use --device cpu or a GPU.");
 
-        int[] squares = o.Quick ? [256, 512] : slow ? [256, 512, 768] : [256, 512, 1024, 2048];
+        int[] squares = o.Quick || slow ? [256, 512] : [256, 512, 1024, 2048];
         var gemms = squares.Select(n => new GemmCase("square", new GemmSpec(n, n, n)))
             .Concat(presets.Where(p => p != "tiny").SelectMany(p => KernelBench.ModelGemms(p, PresetConfig(p), PresetBatch(p))));
         foreach (var g in gemms)
