@@ -153,7 +153,7 @@ def main():
         tps, seconds, fpt = train_step(preset, a.device, a.warmup, a.reps)
         add(f"train-step/{preset}", "throughput", tps, "tokens/s")
         add(f"train-step/{preset}", "step time", seconds * 1e3, "ms")
-        add(f"train-step/{preset}", "model TFLOP/s", fpt * tps / 1e12, "TFLOP/s")
+        add(f"train-step/{preset}", "model GFLOP/s", fpt * tps / 1e9, "GFLOP/s")
     if not a.no_gemm:
         for label, layout, m, n, k in (gemms_from(a.ours) if a.ours and os.path.exists(a.ours) else default_gemms()):
             add(f"gemm/{label} {layout} {m}x{n}x{k}", "throughput", gemm_gflops(layout, m, n, k, a.device, a.warmup, a.reps), "GFLOP/s")
