@@ -1,4 +1,5 @@
-// The fast managed CPU path. STUB: uses the ILGPU kernels for every family until the managed ops land.
+// The fast managed CPU path: SIMD C# on the host memory of ILGPU's CPU accelerator, one op class per family,
+// replacing the ILGPU kernels family by family on the `cpu` device (tests cross-check the two).
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
@@ -6,5 +7,21 @@ namespace SddIlgpu.Tensors.Managed;
 
 internal static class ManagedOps
 {
-    public static OpSet Create(Device device, KernelOps kernels) => kernels.ToOpSet();
+    /// <summary>Every family is managed; <paramref name="kernels"/> stays the fallback a family can return to.</summary>
+#pragma warning disable IDE0060
+    public static OpSet Create(Device device, KernelOps kernels) => new()
+    {
+        Gemm = new ManagedGemm(device),
+        Norm = new ManagedNorm(device),
+        Rope = new ManagedRope(device),
+        Attention = new ManagedAttention(device),
+        Activation = new ManagedActivation(device),
+        Embedding = new ManagedEmbedding(device),
+        Loss = new ManagedLoss(device),
+        Elementwise = new ManagedElementwise(device),
+        Reduction = new ManagedReduction(device),
+        Optimizer = new ManagedOptimizer(device),
+        Random = new ManagedRandom(device),
+    };
+#pragma warning restore IDE0060
 }

@@ -1,0 +1,56 @@
+// The plain fully-connected layer without bias: y = x·Wᵀ with W stored (out, in) as in PyTorch.
+// Backward: dX = dY·W (overwritten or accumulated), dW += dYᵀ·X (the gradient contract of Ops/IOps.cs).
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Layers;
+
+/// <summary>y (R, Out) = x (R, In) · Wᵀ, W (Out, In).</summary>
+public sealed class Linear
+{
+    readonly OpSet ops;
+
+    public Linear(OpSet ops, Parameter weight)
+    {
+        ArgumentNullException.ThrowIfNull(ops);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (weight.Shape.Rank != 2)
+            throw new ArgumentException($"Linear weight {weight.Name} must be (out, in); got {weight.Shape}.");
+        this.ops = ops;
+        Weight = weight;
+    }
+
+    public Parameter Weight { get; }
+    public int In => Weight.Shape[1];
+    public int Out => Weight.Shape[0];
+
+    /// <summary>y = x·Wᵀ with y dense (R, Out).</summary>
+    public void Forward(Tensor x, Tensor y) => Forward(x, y, new MatrixLayout(Out));
+
+    /// <summary>y = x·Wᵀ where row r of y starts at <c>ly.Offset + r·ly.Ld</c> (e.g. one half of a (R, 2F) buffer).</summary>
+    public void Forward(Tensor x, Tensor y, in MatrixLayout ly)
+    {
+        var rows = Rows(x);
+        ops.Gemm.Gemm(new GemmSpec(rows, Out, In, TransB: true), x, new MatrixLayout(In), Weight.Value, new MatrixLayout(In), y, ly);
+    }
+
+    /// <summary>dX (R, In) = dY·W, overwritten or (<paramref name="accumulate"/>) added; dW += dYᵀ·x.</summary>
+    public void Backward(Tensor dY, Tensor x, Tensor dX, bool accumulate = false) =>
+        Backward(dY, new MatrixLayout(Out), x, dX, accumulate);
+
+    /// <summary>As <see cref="Backward(Tensor, Tensor, Tensor, bool)"/> with dY read through layout <paramref name="ldY"/>.</summary>
+    public void Backward(Tensor dY, in MatrixLayout ldY, Tensor x, Tensor dX, bool accumulate = false)
+    {
+        var rows = Rows(x);
+        dX.ExpectLength((long)rows * In, $"{Weight.Name} dX");
+        ops.Gemm.Gemm(new GemmSpec(rows, In, Out, Beta: accumulate ? 1f : 0f), dY, ldY, Weight.Value, new MatrixLayout(In), dX, new MatrixLayout(In));
+        ops.Gemm.Gemm(new GemmSpec(Out, In, rows, TransA: true, Beta: 1f), dY, ldY, x, new MatrixLayout(In), Weight.Grad, new MatrixLayout(In));
+    }
+
+    int Rows(Tensor x)
+    {
+        if (x.Length % In != 0)
+            throw new ArgumentException($"{Weight.Name}: input {x} is not a whole number of rows of {In}.");
+        return checked((int)(x.Length / In));
+    }
+}

@@ -1,0 +1,40 @@
+// lin_X of spec §3 inside attention and the feed-forward: x·Wᵀ, or an SDD layer α ⊙ norm(x·Wᵀ) when a scale
+// parameter is given (sdd-paper's .alpha, or sdd-code's o_norm / down_norm gain right after wo / w_down).
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Layers;
+
+/// <summary>A linear map that is either plain or SDD, with one Forward/Backward for both.</summary>
+internal sealed class Projection
+{
+    readonly Linear? plain;
+    readonly SddLinear? sdd;
+
+    public Projection(OpSet ops, Parameter weight, Parameter? scale, SddComposition composition, float eps, Arena activations, int rows, string name)
+    {
+        if (scale is null)
+            plain = new Linear(ops, weight);
+        else
+            sdd = new SddLinear(ops, weight, scale, composition, eps, activations, rows, name);
+    }
+
+    public static long ActivationLength(bool isSdd, int rows, int outFeatures) =>
+        isSdd ? SddLinear.ActivationLength(rows, outFeatures) : 0;
+
+    public void Forward(Tensor x, Tensor y)
+    {
+        if (sdd is not null)
+            sdd.Forward(x, y);
+        else
+            plain!.Forward(x, y);
+    }
+
+    public void Backward(Tensor dY, Tensor x, Tensor dX, bool accumulate)
+    {
+        if (sdd is not null)
+            sdd.Backward(dY, x, dX, accumulate);
+        else
+            plain!.Backward(dY, x, dX, accumulate);
+    }
+}

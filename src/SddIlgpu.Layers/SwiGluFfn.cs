@@ -1,0 +1,111 @@
+// The SwiGLU feed-forward sub-layer of spec §3 and sdd_reference.ffn: up and gate projections, sdd-code's
+// joint norm over [up | gate] (2F values, up first), s = up ⊙ silu(gate), the down projection (with
+// down_norm for sdd-code, α for sdd-paper). Plain and sdd-code write up and gate into one (B·T, 2F) buffer.
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Layers;
+
+/// <summary>h (B·T, C) → Output (B·T, C) for one block.</summary>
+public sealed class SwiGluFfn
+{
+    readonly OpSet ops;
+    readonly int f;
+    readonly Linear? up, gate;
+    readonly SddLinear? upSdd, gateSdd;
+    readonly Projection down;
+    readonly RmsNorm? upGateNorm;
+    readonly Tensor? upGateLin, upOut, gateOut, dUp, dGate;
+    readonly Tensor upGate, s, dS, dUpGate;
+
+    public SwiGluFfn(ModelWeights weights, int block, int rows, Arena activations)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(activations);
+        var c = weights.Config;
+        ops = weights.Ops;
+        f = c.FfnHidden;
+        var p = $"blocks.{block}.ffn.";
+        bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
+        if (paper)
+        {
+            upSdd = new SddLinear(ops, weights[p + "w_up.weight"], weights[p + "w_up.alpha"], SddComposition.Paper, c.NormEps, activations, rows, p + "w_up");
+            gateSdd = new SddLinear(ops, weights[p + "w_gate.weight"], weights[p + "w_gate.alpha"], SddComposition.Paper, c.NormEps, activations, rows, p + "w_gate");
+            upOut = activations.Take((rows, f), p + "up");
+            gateOut = activations.Take((rows, f), p + "gate");
+            dUp = activations.Take((rows, f), p + "dUp");
+            dGate = activations.Take((rows, f), p + "dGate");
+        }
+        else
+        {
+            up = new Linear(ops, weights[p + "w_up.weight"]);
+            gate = new Linear(ops, weights[p + "w_gate.weight"]);
+        }
+        if (code)
+        {
+            upGateLin = activations.Take((rows, 2 * f), p + "upgate_lin");
+            upGateNorm = new RmsNorm(ops, weights[p + "upgate_norm.weight"], 2 * f, 2 * f, c.NormEps, activations, rows, p + "upgate_norm");
+        }
+        var downScale = code ? weights[p + "down_norm.weight"] : paper ? weights[p + "w_down.alpha"] : null;
+        down = new Projection(ops, weights[p + "w_down.weight"], downScale, paper ? SddComposition.Paper : SddComposition.Code,
+            c.NormEps, activations, rows, p + "w_down");
+        upGate = activations.Take((rows, 2 * f), p + "upgate");
+        s = activations.Take((rows, f), p + "s");
+        Output = activations.Take((rows, c.DModel), p + "out");
+        dS = activations.Take((rows, f), p + "dS");
+        dUpGate = activations.Take((rows, 2 * f), p + "dUpGate");
+    }
+
+    /// <summary>The sub-layer's output (B·T, C).</summary>
+    public Tensor Output { get; }
+
+    /// <summary>Arena elements the constructor takes.</summary>
+    public static long ActivationLength(ModelConfig c, int rows)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        long n = rows, f = c.FfnHidden;
+        bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
+        var total = paper ? 2 * SddLinear.ActivationLength(rows, (int)f) + 4 * n * f : 0;
+        if (code)
+            total += n * 2 * f + RmsNorm.ActivationLength(rows, (int)(2 * f), (int)(2 * f));
+        total += Projection.ActivationLength(code || paper, rows, c.DModel);
+        return total + n * 2 * f + n * f + n * c.DModel + n * f + n * 2 * f;
+    }
+
+    /// <summary>Output = ffn(h).</summary>
+    public void Forward(Tensor h)
+    {
+        if (upSdd is not null)
+        {
+            upSdd.Forward(h, upOut!);
+            gateSdd!.Forward(h, gateOut!);
+            ops.Activation.ConcatLast(upOut!, gateOut!, upGate);
+        }
+        else
+        {
+            var target = upGateLin ?? upGate;
+            up!.Forward(h, target, new MatrixLayout(2 * f));
+            gate!.Forward(h, target, new MatrixLayout(2 * f, Offset: f));
+            upGateNorm?.Forward(upGateLin!, upGate);
+        }
+        ops.Activation.SwiGluForward(upGate, s);
+        down.Forward(s, Output);
+    }
+
+    /// <summary>dH (B·T, C) overwritten; parameter gradients accumulated.</summary>
+    public void Backward(Tensor dOut, Tensor h, Tensor dH)
+    {
+        down.Backward(dOut, s, dS, accumulate: false);
+        ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
+        if (upSdd is not null)
+        {
+            ops.Activation.SplitLast(dUpGate, dUp!, dGate!);
+            upSdd.Backward(dUp!, h, dH, accumulate: false);
+            gateSdd!.Backward(dGate!, h, dH, accumulate: true);
+            return;
+        }
+        upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
+        up!.Backward(dUpGate, new MatrixLayout(2 * f), h, dH, accumulate: false);
+        gate!.Backward(dUpGate, new MatrixLayout(2 * f, Offset: f), h, dH, accumulate: true);
+    }
+}

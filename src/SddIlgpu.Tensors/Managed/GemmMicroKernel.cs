@@ -1,0 +1,157 @@
+// The register-tiled inner kernel of ManagedGemm: an MR×NR tile of C accumulated over kc steps with SIMD
+// FMAs (AVX-512: 8×32 in 16 zmm accumulators; AVX2: 6×16 in 12 ymm), then C = α·acc + β·C (β = 0 never
+// reads C). A is read through (k, row) strides, so it can be the caller's matrix or a packed tail panel.
+using System.Runtime.Intrinsics;
+
+namespace SddIlgpu.Tensors.Managed;
+
+internal abstract unsafe class GemmMicroKernel
+{
+    public abstract int MR { get; }
+    public abstract int NR { get; }
+
+    /// <summary>The widest kernel the hardware accelerates (AVX-512, else 256-bit vectors).</summary>
+    public static GemmMicroKernel Best() => Vector512.IsHardwareAccelerated ? new Kernel8x32() : new Kernel6x16();
+
+    /// <summary>
+    /// C[r, j] (r &lt; rows, j &lt; cols) = α·Σ_k A(r, k)·B[k·NR + j] + β·C[r, j], with A(r, k) at a[k·aK + r·aR]
+    /// for every r &lt; MR (rows past <paramref name="rows"/> must still be readable) and B packed [kc][NR].
+    /// </summary>
+    public void Run(float* a, nint aK, nint aR, float* b, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
+    {
+        var acc = stackalloc float[MaxTile];
+        Accumulate(a, aK, aR, b, kc, acc);
+        var nr = NR;
+        for (var r = 0; r < rows; r++)
+            StoreRow(acc + r * nr, c + (long)r * ldc, nr, cols, alpha, beta);
+    }
+
+    const int MaxTile = 8 * 32;
+
+    /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·NR + j] for the whole MR×NR tile.</summary>
+    public abstract void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc);
+
+    /// <summary>C row = α·acc + β·C row: the same float ops (α·acc, then + β·C) in the vector and scalar parts.</summary>
+    static void StoreRow(float* acc, float* c, int nr, int cols, float alpha, float beta)
+    {
+        var j = 0;
+        if (cols == nr)
+        {
+            var va = Vector256.Create(alpha);
+            var vb = Vector256.Create(beta);
+            for (; j + 8 <= cols; j += 8)
+            {
+                var r = va * Vector256.Load(acc + j);
+                if (beta != 0f)
+                    r += vb * Vector256.Load(c + j);
+                r.Store(c + j);
+            }
+        }
+        for (; j < cols; j++)
+            c[j] = beta == 0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+    }
+
+    /// <summary>C = β·C for K = 0 (β = 0 writes zeros without reading C).</summary>
+    public static void ScaleTile(float* c, int ldc, int rows, int cols, float beta)
+    {
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j < cols; j++)
+                c[(long)r * ldc + j] = beta == 0f ? 0f : beta * c[(long)r * ldc + j];
+    }
+
+
+    sealed class Kernel8x32 : GemmMicroKernel
+    {
+        public override int MR => 8;
+        public override int NR => 32;
+
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        {
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+            Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+            nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
+            var a4 = a + 4 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var x = Vector512.Create(a[0]);
+                c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a[r1]);
+                c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a[r2]);
+                c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a[r3]);
+                c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[0]);
+                c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
+                c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a4[r1]);
+                c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
+                c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a4[r2]);
+                c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
+                c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a4[r3]);
+                c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+                c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+                a += aK;
+                a4 += aK;
+                b += 32;
+            }
+            // Stored before any call: vector registers live across a call would be spilled inside the loop.
+            c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + 32); c11.Store(acc + 48);
+            c20.Store(acc + 64); c21.Store(acc + 80); c30.Store(acc + 96); c31.Store(acc + 112);
+            c40.Store(acc + 128); c41.Store(acc + 144); c50.Store(acc + 160); c51.Store(acc + 176);
+            c60.Store(acc + 192); c61.Store(acc + 208); c70.Store(acc + 224); c71.Store(acc + 240);
+        }
+    }
+
+
+    sealed class Kernel6x16 : GemmMicroKernel
+    {
+        public override int MR => 6;
+        public override int NR => 16;
+
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        {
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            nint r1 = aR, r2 = 2 * aR;
+            var a3 = a + 3 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var x = Vector256.Create(a[0]);
+                c00 = Vector256.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+                x = Vector256.Create(a[r1]);
+                c10 = Vector256.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+                x = Vector256.Create(a[r2]);
+                c20 = Vector256.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+                x = Vector256.Create(a3[0]);
+                c30 = Vector256.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+                x = Vector256.Create(a3[r1]);
+                c40 = Vector256.FusedMultiplyAdd(x, b0, c40);
+                c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+                x = Vector256.Create(a3[r2]);
+                c50 = Vector256.FusedMultiplyAdd(x, b0, c50);
+                c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+                a += aK;
+                a3 += aK;
+                b += 16;
+            }
+            c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
+            c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
+            c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
+        }
+    }
+}

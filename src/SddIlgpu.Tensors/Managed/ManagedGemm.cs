@@ -1,0 +1,174 @@
+// C = α·op(A)·op(B) + β·C for batched strided matrices (Ops/IOps.cs GemmSpec, MatrixLayout), the BLIS
+// scheme: pack a KC-deep block of op(A) into MR-row panels and of op(B) into NR-column panels, then a
+// register-tiled SIMD micro-kernel per MR×NR tile. Each element's k-sum runs in one fixed order.
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Tensors.Managed;
+
+internal sealed unsafe class ManagedGemm : IGemmOps
+{
+    /// <summary>Depth of a k block: an NR-column panel of packed B (KC·NR floats) stays in L1.</summary>
+    internal const int KC = 256;
+
+    /// <summary>Rows of C one block covers while a B panel is hot.</summary>
+    internal const int MC = 96;
+
+    readonly Device device;
+    readonly GemmMicroKernel micro;
+    readonly PinnedBuffer[] tailA;
+    PinnedBuffer packedB = new(1 << 16);
+
+    public ManagedGemm(Device device)
+    {
+        this.device = device;
+        micro = GemmMicroKernel.Best();
+        tailA = new PinnedBuffer[ManagedSimd.Workers];
+        for (var p = 0; p < ManagedSimd.Workers; p++)
+            tailA[p] = new PinnedBuffer(micro.MR * KC);
+    }
+
+    public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        device.ThrowIfDisposed();
+        Validate(spec, a, la, b, lb, c, lc);
+        device.Counters.CountLaunch();
+        if (spec.M == 0 || spec.N == 0)
+            return;
+        var panelsB = (spec.N + micro.NR - 1) / micro.NR;
+        var packedLength = (long)spec.BatchCount * panelsB * micro.NR * spec.K;
+        if (packedLength > packedB.Length)
+            packedB = new PinnedBuffer(checked((int)Math.Max(packedLength, 2L * packedB.Length))); // grows once to the largest call
+        var job = new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB);
+        if (spec.K > 0)
+            ManagedSimd.For(spec.BatchCount * panelsB, ManagedSimd.Workers, (long)spec.K * micro.NR, (start, end) => PackB(job, start, end));
+        var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
+        var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
+        ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, ManagedSimd.Workers, flopsPerPanel / 32, (part, start, end) =>
+            RunPanels(job, part, start, end, panelsPerMatrix));
+    }
+
+    static float* Base(Tensor t)
+    {
+        fixed (float* p = t.HostSpan())
+            return p; // arena memory is ILGPU's unmanaged CPU buffer: the pointer stays valid
+    }
+
+    /// <summary>Packs B panels [start, end) of the flattened (matrix, NR-column panel) space, each [K][NR], zero-padded.</summary>
+    void PackB(in GemmJob job, int start, int end)
+    {
+        ref readonly var s = ref job.Spec;
+        int nr = micro.NR, K = s.K;
+        for (var u = start; u < end; u++)
+        {
+            int z = u / job.PanelsB, j0 = u % job.PanelsB * nr;
+            var b = job.B + Offset(job.Lb, z, s.BatchInner);
+            var dst = job.PackedB + (long)u * K * nr;
+            var cols = Math.Min(nr, s.N - j0);
+            GemmPacking.Pack(b, job.Lb.Ld, !s.TransB, j0, cols, 0, K, nr, dst);
+        }
+    }
+
+    /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
+    void RunPanels(in GemmJob job, int part, int start, int end, int panelsPerMatrix)
+    {
+        var tail = tailA[part].Pointer;
+        var maxPanels = MC / micro.MR;
+        for (var s = start; s < end;)
+        {
+            var z = s / panelsPerMatrix;
+            var first = s % panelsPerMatrix;
+            var count = Math.Min(Math.Min(end - s, panelsPerMatrix - first), maxPanels);
+            Block(job, z, first * micro.MR, Math.Min(count * micro.MR, job.Spec.M - first * micro.MR), tail);
+            s += count;
+        }
+    }
+
+    /// <summary>Rows [i0, i0 + rows) of matrix z over all of N; K in KC blocks (the first applies β, later ones add).</summary>
+    void Block(in GemmJob job, int z, int i0, int rows, float* tail)
+    {
+        ref readonly var s = ref job.Spec;
+        var c = job.C + Offset(job.Lc, z, s.BatchInner) + (long)i0 * job.Lc.Ld;
+        if (s.K == 0)
+        {
+            GemmMicroKernel.ScaleTile(c, job.Lc.Ld, rows, s.N, s.Beta);
+            return;
+        }
+        var a = job.A + Offset(job.La, z, s.BatchInner);
+        int mr = micro.MR, nr = micro.NR, lda = job.La.Ld, ldc = job.Lc.Ld;
+        nint aK = s.TransA ? lda : 1, aR = s.TransA ? 1 : lda;
+        var packed = job.PackedB + (long)z * job.PanelsB * nr * s.K;
+        for (var k0 = 0; k0 < s.K; k0 += KC)
+        {
+            var kc = Math.Min(KC, s.K - k0);
+            var beta = k0 == 0 ? s.Beta : 1f;
+            var tailRows = rows % mr;
+            if (tailRows != 0) // the last, partial panel is packed so the kernel never reads past A
+                GemmPacking.Pack(a, lda, s.TransA, i0 + rows - tailRows, tailRows, k0, kc, mr, tail);
+            // A panel outer: its MR·kc values stay in L1 across the B panels, which stream from L2 in packed order.
+            for (var ir = 0; ir < rows; ir += mr)
+            {
+                var full = ir + mr <= rows;
+                var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
+                for (var jr = 0; jr < s.N; jr += nr)
+                    micro.Run(aPanel, full ? aK : mr, full ? aR : 1, packed + (long)jr * s.K + (long)k0 * nr, kc,
+                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, s.N - jr), s.Alpha, beta);
+            }
+        }
+    }
+
+    static long Offset(in MatrixLayout l, int z, int batchInner) =>
+        l.Offset + (long)(z / batchInner) * l.OuterStride + (long)(z % batchInner / l.InnerDiv) * l.InnerStride;
+
+    static int RoundUp(int n, int m) => (n + m - 1) / m * m;
+
+    static void Validate(in GemmSpec s, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        if (s.M < 0 || s.N < 0 || s.K < 0 || s.BatchOuter < 1 || s.BatchInner < 1)
+            throw new ArgumentException($"Gemm: invalid sizes {s}.");
+        if (la.InnerDiv < 1 || lb.InnerDiv < 1 || lc.InnerDiv < 1)
+            throw new ArgumentException("Gemm: InnerDiv must be at least 1.");
+        CheckOperand("A", a, la, s.TransA ? s.K : s.M, s.TransA ? s.M : s.K, s);
+        CheckOperand("B", b, lb, s.TransB ? s.N : s.K, s.TransB ? s.K : s.N, s);
+        CheckOperand("C", c, lc, s.M, s.N, s);
+    }
+
+    /// <summary>Every matrix of the batch must lie inside its tensor (the kernels index raw memory).</summary>
+    static void CheckOperand(string role, Tensor t, in MatrixLayout l, int rows, int cols, in GemmSpec s)
+    {
+        if (rows == 0 || cols == 0)
+            return;
+        if (l.Ld < cols)
+            throw new ArgumentException($"Gemm: {role} ({t.Name}) has leading dimension {l.Ld} < {cols} columns.");
+        var last = l.Offset + (long)(s.BatchOuter - 1) * l.OuterStride + (long)((s.BatchInner - 1) / l.InnerDiv) * l.InnerStride
+                   + (long)(rows - 1) * l.Ld + cols;
+        if (l.Offset < 0 || l.OuterStride < 0 || l.InnerStride < 0 || last > t.Length)
+            throw new ArgumentException($"Gemm: {role} needs {last} elements with layout {l}; {t.Name} {t.Shape} has {t.Length}.");
+    }
+}
+
+/// <summary>Raw pointers and sizes of one Gemm call (a struct so the parallel body allocates nothing for it).</summary>
+internal readonly unsafe struct GemmJob(GemmSpec spec, float* a, MatrixLayout la, float* b, MatrixLayout lb, float* c, MatrixLayout lc,
+    float* packedB, int panelsB)
+{
+    public readonly GemmSpec Spec = spec;
+    public readonly float* A = a, B = b, C = c, PackedB = packedB;
+    public readonly MatrixLayout La = la, Lb = lb, Lc = lc;
+    public readonly int PanelsB = panelsB;
+}
+
+/// <summary>A pinned, 64-byte-aligned float buffer allocated once and reused by every call.</summary>
+internal sealed unsafe class PinnedBuffer
+{
+    readonly float[] array;
+
+    public PinnedBuffer(int length)
+    {
+        array = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
+        fixed (float* p = array)
+            Pointer = (float*)(((nint)p + 63) & ~(nint)63);
+    }
+
+    public float* Pointer { get; }
+
+    public int Length => array.Length - 16;
+}

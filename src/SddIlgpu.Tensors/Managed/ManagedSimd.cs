@@ -1,0 +1,186 @@
+// Shared plumbing of the managed CPU ops: fixed partitions for Parallel.For (results never depend on which
+// thread runs which part) and Vector256 helpers with a fixed lane and summation structure, so a sum over
+// the same values gives the same bits whatever the memory address, thread count or timing.
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace SddIlgpu.Tensors.Managed;
+
+internal static class ManagedSimd
+{
+    /// <summary>Threads the managed ops fan out to (the partition of work never depends on it).</summary>
+    public static readonly int Workers = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>Start of part <paramref name="p"/> of <paramref name="parts"/> equal parts of [0, n).</summary>
+    public static int PartStart(int n, int parts, int p) => (int)((long)n * p / parts);
+
+    /// <summary>
+    /// Runs body(start, end) over a fixed split of [0, n) into <paramref name="parts"/> ranges, in parallel
+    /// when the work is big enough. The split depends only on n and parts.
+    /// </summary>
+    public static void For(int n, int parts, long workPerItem, Action<int, int> body)
+    {
+        parts = Math.Clamp(parts, 1, Math.Max(1, n));
+        if (parts == 1 || (long)n * workPerItem < 32_768)
+        {
+            for (var p = 0; p < parts; p++)
+                body(PartStart(n, parts, p), PartStart(n, parts, p + 1));
+            return;
+        }
+        Parallel.For(0, parts, p => body(PartStart(n, parts, p), PartStart(n, parts, p + 1)));
+    }
+
+    /// <summary>As <see cref="For(int, int, long, Action{int, int})"/>, also passing the part index (to pick per-part scratch).</summary>
+    public static void ForParts(int n, int parts, long workPerItem, Action<int, int, int> body)
+    {
+        parts = Math.Clamp(parts, 1, Math.Max(1, n));
+        if (parts == 1 || (long)n * workPerItem < 32_768)
+        {
+            for (var p = 0; p < parts; p++)
+                body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1));
+            return;
+        }
+        Parallel.For(0, parts, p => body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1)));
+    }
+
+    /// <summary>Runs body(start, end) over [0, n) split into one range per worker.</summary>
+    public static void Rows(int n, long workPerItem, Action<int, int> body) => For(n, Workers, workPerItem, body);
+
+    /// <summary>Σ x[i]·y[i]: eight lanes summed in a fixed tree, then the tail in order.</summary>
+    public static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var ry = ref MemoryMarshal.GetReference(y);
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+            acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref rx, (nuint)i), Vector256.LoadUnsafe(ref ry, (nuint)i), acc);
+        var s = Vector256.Sum(acc);
+        for (; i < x.Length; i++)
+            s += x[i] * y[i];
+        return s;
+    }
+
+    /// <summary>Σ x[i] with the lane structure of <see cref="Dot"/>.</summary>
+    public static float Sum(ReadOnlySpan<float> x)
+    {
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        for (; i + 8 <= x.Length; i += 8)
+            acc += Vector256.LoadUnsafe(ref rx, (nuint)i);
+        var s = Vector256.Sum(acc);
+        for (; i < x.Length; i++)
+            s += x[i];
+        return s;
+    }
+
+    /// <summary>max x[i].</summary>
+    public static float Max(ReadOnlySpan<float> x)
+    {
+        var m = float.NegativeInfinity;
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            var acc = Vector256.Create(float.NegativeInfinity);
+            for (; i + 8 <= x.Length; i += 8)
+                acc = Vector256.Max(acc, Vector256.LoadUnsafe(ref rx, (nuint)i));
+            for (var l = 0; l < 8; l++)
+                m = MathF.Max(m, acc[l]);
+        }
+        for (; i < x.Length; i++)
+            m = MathF.Max(m, x[i]);
+        return m;
+    }
+
+    /// <summary>y[i] += a·x[i] (fused).</summary>
+    public static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
+    {
+        var va = Vector256.Create(a);
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            for (; i + 8 <= x.Length; i += 8)
+                Vector256.FusedMultiplyAdd(va, Vector256.LoadUnsafe(ref rx, (nuint)i), Vector256.LoadUnsafe(ref ry, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        }
+        for (; i < x.Length; i++)
+            y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
+    }
+
+    /// <summary>y[i] = exp(x[i] − shift), every element through the same Vector256 exp (tail padded), returns Σ y in a fixed order.</summary>
+    public static float ExpShifted(ReadOnlySpan<float> x, float shift, Span<float> y)
+    {
+        var vs = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            for (; i + 8 <= x.Length; i += 8)
+            {
+                var e = Vector256.Exp(Vector256.LoadUnsafe(ref rx, (nuint)i) - vs);
+                e.StoreUnsafe(ref ry, (nuint)i);
+                acc += e;
+            }
+        }
+        var s = Vector256.Sum(acc);
+        if (i < x.Length)
+        {
+            Span<float> tail = stackalloc float[8];
+            tail.Fill(shift);
+            x[i..].CopyTo(tail);
+            var e = Vector256.Exp(Vector256.Create<float>(tail) - vs);
+            for (var l = 0; i < x.Length; i++, l++)
+            {
+                y[i] = e[l];
+                s += e[l];
+            }
+        }
+        return s;
+    }
+
+    /// <summary>exp of one value through the same Vector256 exp as <see cref="ExpShifted"/>.</summary>
+    public static float Exp(float x) => Vector256.Exp(Vector256.Create(x)).ToScalar();
+
+    /// <summary>y[i] += x[i].</summary>
+    public static void AddTo(ReadOnlySpan<float> x, Span<float> y)
+    {
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            for (; i + 8 <= x.Length; i += 8)
+                (Vector256.LoadUnsafe(ref ry, (nuint)i) + Vector256.LoadUnsafe(ref rx, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        }
+        for (; i < x.Length; i++)
+            y[i] += x[i];
+    }
+
+    /// <summary>y[i] = σ(x[i]) = 1/(1 + exp(−x[i])), every element through the same Vector256 exp (tail padded).</summary>
+    public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y)
+    {
+        var one = Vector256<float>.One;
+        var i = 0;
+        if (x.Length >= 8)
+        {
+            ref var rx = ref MemoryMarshal.GetReference(x);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            for (; i + 8 <= x.Length; i += 8)
+                (one / (one + Vector256.Exp(-Vector256.LoadUnsafe(ref rx, (nuint)i)))).StoreUnsafe(ref ry, (nuint)i);
+        }
+        if (i < x.Length)
+        {
+            Span<float> tail = stackalloc float[8];
+            tail.Clear();
+            x[i..].CopyTo(tail);
+            var e = one / (one + Vector256.Exp(-Vector256.Create<float>(tail)));
+            for (var l = 0; i < x.Length; i++, l++)
+                y[i] = e[l];
+        }
+    }
+}

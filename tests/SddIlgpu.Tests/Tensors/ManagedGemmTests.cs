@@ -1,0 +1,109 @@
+// The managed GEMM against a float64 reference in every form the model uses (x·Wᵀ, dY·W, dYᵀ·X with β = 1,
+// batched GQA products with InnerDiv), edge sizes 1, 7, 33, 65, β = 0 never reading C, determinism,
+// one launch per call, and a cross-check against the ILGPU kernel on ilgpu-cpu.
+using NUnit.Framework;
+using SddIlgpu.Tensors.Ops;
+using SddIlgpu.Tests.Support;
+using static SddIlgpu.Tests.Tensors.ManagedTestKit;
+
+namespace SddIlgpu.Tests.Tensors;
+
+public sealed class ManagedGemmTests
+{
+    static double[] Reference(in GemmSpec s, float[] a, MatrixLayout la, float[] b, MatrixLayout lb, float[] c, MatrixLayout lc)
+    {
+        var result = ToDouble(c);
+        for (var z = 0; z < s.BatchCount; z++)
+        {
+            long oa = Base(la, z, s.BatchInner), ob = Base(lb, z, s.BatchInner), oc = Base(lc, z, s.BatchInner);
+            for (var i = 0; i < s.M; i++)
+                for (var j = 0; j < s.N; j++)
+                {
+                    double sum = 0;
+                    for (var k = 0; k < s.K; k++)
+                        sum += (double)a[oa + (s.TransA ? (long)k * la.Ld + i : (long)i * la.Ld + k)]
+                             * b[ob + (s.TransB ? (long)j * lb.Ld + k : (long)k * lb.Ld + j)];
+                    var at = oc + (long)i * lc.Ld + j;
+                    result[at] = s.Alpha * sum + (s.Beta == 0 ? 0 : s.Beta * (double)c[at]);
+                }
+        }
+        return result;
+    }
+
+    static long Base(MatrixLayout l, int z, int inner) => l.Offset + z / inner * l.OuterStride + z % inner / l.InnerDiv * l.InnerStride;
+
+    static (GemmSpec, MatrixLayout, MatrixLayout, MatrixLayout, int, int, int) Dense(int m, int n, int k, bool ta, bool tb, float beta) =>
+        (new GemmSpec(m, n, k, ta, tb, 1f, beta), new MatrixLayout(ta ? m : k), new MatrixLayout(tb ? k : n), new MatrixLayout(n), m * k, k * n, m * n);
+
+    [TestCase(1, 1, 1, false, true, 0f)]
+    [TestCase(7, 33, 65, false, true, 0f)]   // x·Wᵀ
+    [TestCase(65, 7, 33, false, false, 0f)]  // dY·W
+    [TestCase(33, 65, 7, true, false, 1f)]   // dYᵀ·X, accumulate
+    [TestCase(65, 65, 65, true, true, 0.5f)]
+    [TestCase(40, 70, 300, false, true, 1f)] // K spans two blocks
+    [TestCase(17, 40, 600, true, false, 1f)]
+    public void DenseFormsMatchFloat64(int m, int n, int k, bool ta, bool tb, float beta)
+    {
+        var (s, la, lb, lc, na, nb, nc) = Dense(m, n, k, ta, tb, beta);
+        s = s with { Alpha = 0.75f };
+        float[] a = Check.Random(na, 1), b = Check.Random(nb, 2), c = Check.Random(nc, 3);
+        var got = Run(Cpu, [a, b, c], t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc));
+        Check.Close(got[2], Reference(s, a, la, b, lb, c, lc), 1e-5, 1e-4, $"gemm {s}");
+    }
+
+    [Test]
+    public void BetaZeroNeverReadsC()
+    {
+        var (s, la, lb, lc, na, nb, nc) = Dense(9, 35, 20, false, true, 0f);
+        float[] a = Check.Random(na, 4), b = Check.Random(nb, 5), c = Enumerable.Repeat(float.NaN, nc).ToArray();
+        var got = Run(Cpu, [a, b, c], t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc));
+        Check.Close(got[2], Reference(s, a, la, b, lb, new float[nc], lc), 1e-5, 1e-4, "β = 0 over NaN");
+    }
+
+    /// <summary>scores (B, NH, T, T) = q·kᵀ with q, k (B, T, H·HS) and kv head h / (NH / KVH): GQA through InnerDiv.</summary>
+    [TestCase(2, 4, 2, 7, 5)]
+    [TestCase(1, 3, 1, 33, 8)]
+    public void BatchedGqaScoresAndContextMatchFloat64(int B, int NH, int KVH, int T, int HS)
+    {
+        float[] q = Check.Random(B * T * NH * HS, 6), k = Check.Random(B * T * KVH * HS, 7), scores = Check.Random(B * NH * T * T, 8);
+        var s = new GemmSpec(T, T, HS, TransB: true, Alpha: 0.5f, BatchOuter: B, BatchInner: NH);
+        var lq = new MatrixLayout(NH * HS, T * NH * HS, HS);
+        var lk = new MatrixLayout(KVH * HS, T * KVH * HS, HS, NH / KVH);
+        var ls = new MatrixLayout(T, NH * T * T, T * T);
+        var got = Run(Cpu, [q, k, scores], t => Cpu.Ops.Gemm.Gemm(s, t[0], lq, t[1], lk, t[2], ls));
+        Check.Close(got[2], Reference(s, q, lq, k, lk, scores, ls), 1e-5, 1e-4, "batched q·kᵀ");
+
+        // ctx (B, T, NH·HS) = P·v, written strided into the head's columns.
+        var ctx = Check.Random(B * T * NH * HS, 9);
+        var sc = new GemmSpec(T, HS, T, BatchOuter: B, BatchInner: NH);
+        var lp = new MatrixLayout(T, NH * T * T, T * T);
+        var got2 = Run(Cpu, [scores, k, ctx], t => Cpu.Ops.Gemm.Gemm(sc, t[0], lp, t[1], lk, t[2], lq));
+        Check.Close(got2[2], Reference(sc, scores, lp, k, lk, ctx, lq), 1e-5, 1e-4, "batched P·v");
+    }
+
+    [Test]
+    public void RepeatsBitForBitAndCountsOneLaunch()
+    {
+        var (s, la, lb, lc, na, nb, nc) = Dense(130, 75, 300, true, false, 1f);
+        float[][] inputs = [Check.Random(na, 10), Check.Random(nb, 11), Check.Random(nc, 12)];
+        Deterministic(inputs, t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc), "gemm");
+        Run(Cpu, inputs, t => Assert.That(Launches(Cpu, () => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc)), Is.EqualTo(1)));
+    }
+
+    [Test]
+    public void RejectsOperandsOutsideTheirTensors()
+    {
+        var (s, la, lb, lc, na, nb, nc) = Dense(8, 8, 8, false, false, 0f);
+        Run(Cpu, [new float[na - 1], new float[nb], new float[nc]], t =>
+            Assert.Throws<ArgumentException>(() => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc)));
+    }
+
+    [TestCase(33, 65, 7, false, true, 0f)]
+    [TestCase(7, 33, 65, true, false, 1f)]
+    public void MatchesIlgpuKernel(int m, int n, int k, bool ta, bool tb, float beta)
+    {
+        var (s, la, lb, lc, na, nb, nc) = Dense(m, n, k, ta, tb, beta);
+        CrossCheck([Check.Random(na, 13), Check.Random(nb, 14), Check.Random(nc, 15)],
+            (d, t) => d.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc), [2], 1e-5, 1e-4, "gemm");
+    }
+}
