@@ -1,6 +1,7 @@
 // After the first step, a training step (ZeroGrad, upload tokens and targets, ForwardLoss, Backward, AdamW,
 // one read-back of the loss) allocates nothing on the device, copies exactly 2 uploads + 1 download, and
-// launches a number of kernels stated here per layer, so growth is noticed.
+// launches a number of kernels stated here per layer, so growth is noticed (on ilgpu-cpu, whose kernels are the
+// ones CUDA and OpenCL run; the managed cpu path is held to no allocation and the same copies).
 using NUnit.Framework;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
@@ -57,22 +58,22 @@ public sealed class StepCountersTests
 
     static ModelConfig Config(int layers, Residual residual, LinearKind linear) => new(29, 24, layers, 4, 2, 40, 9, residual, linear);
 
-    [TestCase(LinearKind.Plain)]
-    [TestCase(LinearKind.SddCode)]
-    [TestCase(LinearKind.SddPaper)]
-    public void StepAllocatesNothingCopiesThreeTimesAndLaunches16PlusBL(LinearKind linear)
+    [Test]
+    public void StepAllocatesNothingCopiesThreeTimesAndLaunches16PlusBL(
+        [Values("ilgpu-cpu", "cpu")] string deviceName, [Values] LinearKind linear)
     {
-        var device = TestDevices.Get("ilgpu-cpu");
+        var device = TestDevices.Get(deviceName);
         foreach (var residual in Enum.GetValues<Residual>())
             foreach (var layers in new[] { 1, 3 })
             {
                 var (a, b) = Expected(residual, linear);
                 var d = StepDelta(device, Config(layers, residual, linear));
-                var label = $"{ModelConfig.Name(residual)}/{ModelConfig.Name(linear)}, L={layers}";
+                var label = $"{deviceName} {ModelConfig.Name(residual)}/{ModelConfig.Name(linear)}, L={layers}";
                 TestContext.Out.WriteLine($"{label}: {d}");
                 Assert.That(d.Allocations, Is.Zero, $"{label}: device allocations in a training step");
                 Assert.That(d.Copies, Is.EqualTo(3), $"{label}: host-device copies (2 uploads: tokens, targets; 1 read-back: the loss)");
-                Assert.That(d.Launches, Is.EqualTo(a + b * layers), $"{label}: launches per step, stated as {a} + {b}·L; if the model changed on purpose, update Expected");
+                if (device.Kind == BackendKind.IlgpuCpu) // the kernels CUDA and OpenCL run; cpu counts managed op calls
+                    Assert.That(d.Launches, Is.EqualTo(a + b * layers), $"{label}: launches per step, stated as {a} + {b}·L; if the model changed on purpose, update Expected");
             }
     }
 }
