@@ -12,15 +12,18 @@ public sealed record BenchRecord(string Name, string Device, string Metric, doub
 public static class BenchTiming
 {
     /// <summary>
-    /// Median seconds of <paramref name="run"/> over up to <paramref name="reps"/> timed runs after
-    /// <paramref name="warmup"/> untimed ones; stops adding runs once <paramref name="budgetSeconds"/> are spent
+    /// Median seconds of <paramref name="run"/> over up to <paramref name="reps"/> timed runs after at least
+    /// <paramref name="warmup"/> untimed ones (more, up to 200, until a quarter second has passed); stops adding runs once <paramref name="budgetSeconds"/> are spent
     /// (at least one timed run). Every run is followed by <see cref="Device.Synchronize"/>.
     /// </summary>
     public static (double Median, int Runs) Median(Device device, Action run, int warmup, int reps, double budgetSeconds)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(run);
-        for (var i = 0; i < warmup; i++)
+        // Warm up for at least `warmup` runs and a quarter second: the JIT tiers hot managed code up after
+        // about 30 calls, and the first GEMMs of a run would otherwise time unoptimised code.
+        var warm = Stopwatch.StartNew();
+        for (var i = 0; i < warmup || (warm.Elapsed.TotalSeconds < 0.25 && i < 200); i++)
         {
             run();
             device.Synchronize();
