@@ -15,6 +15,8 @@ public static class Program
         ("eval", "validation loss of a checkpoint on a text file"),
         ("plot", "write the loss plot of a run folder"),
         ("devices", "list compute devices"),
+        ("doctor", "check that a device computes every op and model step correctly"),
+        ("bench", "GEMM, attention, norm and training-step speed of a device"),
     ];
 
     public static int Main(string[] args)
@@ -58,6 +60,8 @@ public static class Program
             "eval" => SampleCommands.Eval(rest),
             "plot" => SampleCommands.Plot(rest),
             "devices" => DevicesCommand.Run(rest),
+            "doctor" => DoctorCommand.Run(rest),
+            "bench" => BenchCommand.Run(rest),
             _ => throw new UsageException($"Unknown command '{args[0]}'."),
         };
     }
@@ -73,6 +77,8 @@ public static class Program
         "eval" => CliArgs.Usage("eval", "CHECKPOINT [--data FILE]", SampleCommands.EvalFlags),
         "plot" => CliArgs.Usage("plot", "RUN_DIR|LOG.jsonl [--out FILE.png]", SampleCommands.PlotFlags),
         "devices" => CliArgs.Usage("devices", "", DevicesCommand.Flags),
+        "doctor" => CliArgs.Usage("doctor", DoctorCommand.Synopsis, DoctorCommand.Flags),
+        "bench" => CliArgs.Usage("bench", BenchCommand.Synopsis, BenchCommand.Flags),
         _ => GeneralUsage(),
     };
 }
