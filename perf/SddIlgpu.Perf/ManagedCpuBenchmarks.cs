@@ -26,6 +26,9 @@ public class ManagedPeakFmaBenchmarks
         return sums.Sum();
     }
 
+    /// <summary>The peak loop on the calling thread (also timed by CpuBench outside BenchmarkDotNet).</summary>
+    internal static float Chains(long n) => Vector512.IsHardwareAccelerated ? Chains512(n) : Chains256(n);
+
     static float Chains512(long n)
     {
         var x = Vector512.Create(1.0000001f);

@@ -1,10 +1,30 @@
 // Benchmarks entry point: `dotnet run -c Release -- --filter '*Gemm*'` runs BenchmarkDotNet; `probe` times
 // one call of every GEMM case on ilgpu-cpu first, to find the sizes too slow to benchmark there.
+// The CPU figures of issue 6 come from the plain timing modes below.
 using BenchmarkDotNet.Running;
 using SddIlgpu.Perf;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
+
+// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [shape...] | step PRESET DEVICE BATCH
+// [STEPS] [WARMUP] | profile PRESET BATCH [STEPS].
+switch (args)
+{
+    case ["peak", ..]:
+        CpuBench.Peak();
+        return;
+    case ["gemm", .. var shapes]:
+        var peak = CpuBench.Peak();
+        CpuBench.Gemm(shapes.Length > 0 ? shapes : CpuBench.ModelShapes, peak);
+        return;
+    case ["step", var preset, var dev, var batch, .. var rest]:
+        CpuBench.Step(preset, dev, int.Parse(batch), rest.Length > 1 ? int.Parse(rest[1]) : 5, rest.Length > 0 ? int.Parse(rest[0]) : 30);
+        return;
+    case ["profile", var preset, var batch, .. var rest]:
+        OpProfiler.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 30);
+        return;
+}
 
 if (args is ["probe", ..])
 {

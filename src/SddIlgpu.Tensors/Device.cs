@@ -22,7 +22,7 @@ public enum BackendKind
     OpenCL,
     /// <summary>ILGPU's CPU accelerator: simulates GPU threads; deterministic reference for kernel tests.</summary>
     IlgpuCpu,
-    /// <summary>The fast managed CPU path (SIMD, Parallel.For), falling back to ILGPU CPU kernels per op.</summary>
+    /// <summary>The fast managed CPU path (SIMD, a fork/join worker pool), falling back to ILGPU CPU kernels per op.</summary>
     Cpu,
 }
 

@@ -20,7 +20,10 @@ internal abstract unsafe class GemmMicroKernel
     public void Run(float* a, nint aK, nint aR, float* b, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
         var acc = stackalloc float[MaxTile];
-        Accumulate(a, aK, aR, b, kc, acc);
+        if (cols <= NR / 2) // an edge panel (N = 65: 64 + 1): half the FMAs on its padding
+            AccumulateHalf(a, aK, aR, b, kc, acc);
+        else
+            Accumulate(a, aK, aR, b, kc, acc);
         var nr = NR;
         for (var r = 0; r < rows; r++)
             StoreRow(acc + r * nr, c + (long)r * ldc, nr, cols, alpha, beta);
@@ -30,6 +33,9 @@ internal abstract unsafe class GemmMicroKernel
 
     /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·NR + j] for the whole MR×NR tile.</summary>
     public abstract void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc);
+
+    /// <summary>acc[r·NR + j] for j &lt; NR/2 only (B still packed [kc][NR]): the same k order, so the same bits.</summary>
+    public abstract void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc);
 
     /// <summary>C row = α·acc + β·C row: the same float ops (α·acc, then + β·C) in the vector and scalar parts.</summary>
     static void StoreRow(float* acc, float* c, int nr, int cols, float alpha, float beta)
@@ -49,6 +55,38 @@ internal abstract unsafe class GemmMicroKernel
         }
         for (; j < cols; j++)
             c[j] = beta == 0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+    }
+
+    /// <summary>
+    /// C[r, j] = α·(A row r · B row j) + β·C[r, j] for r &lt; rows, j &lt; cols, both rows contiguous over K: four
+    /// Vector256 partial sums over k blocks of 32, added in a fixed tree, then the k tail in order.
+    /// </summary>
+    public static void DotColumns(float* a, int lda, float* b, int ldb, int K, float* c, int ldc, int rows, int cols, float alpha, float beta)
+    {
+        for (var r = 0; r < rows; r++)
+        {
+            var ar = a + (long)r * lda;
+            for (var j = 0; j < cols; j++)
+            {
+                var bj = b + (long)j * ldb;
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                var k = 0;
+                for (; k + 32 <= K; k += 32)
+                {
+                    s0 = Vector256.FusedMultiplyAdd(Vector256.Load(ar + k), Vector256.Load(bj + k), s0);
+                    s1 = Vector256.FusedMultiplyAdd(Vector256.Load(ar + k + 8), Vector256.Load(bj + k + 8), s1);
+                    s2 = Vector256.FusedMultiplyAdd(Vector256.Load(ar + k + 16), Vector256.Load(bj + k + 16), s2);
+                    s3 = Vector256.FusedMultiplyAdd(Vector256.Load(ar + k + 24), Vector256.Load(bj + k + 24), s3);
+                }
+                for (; k + 8 <= K; k += 8)
+                    s0 = Vector256.FusedMultiplyAdd(Vector256.Load(ar + k), Vector256.Load(bj + k), s0);
+                var sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+                for (; k < K; k++)
+                    sum = MathF.FusedMultiplyAdd(ar[k], bj[k], sum);
+                var at = c + (long)r * ldc + j;
+                *at = beta == 0f ? alpha * sum : alpha * sum + beta * *at;
+            }
+        }
     }
 
     /// <summary>C = β·C for K = 0 (β = 0 writes zeros without reading C).</summary>
@@ -109,6 +147,30 @@ internal abstract unsafe class GemmMicroKernel
             c40.Store(acc + 128); c41.Store(acc + 144); c50.Store(acc + 160); c51.Store(acc + 176);
             c60.Store(acc + 192); c61.Store(acc + 208); c70.Store(acc + 224); c71.Store(acc + 240);
         }
+
+        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        {
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
+            var a4 = a + 4 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector512.Load(b);
+                c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+                c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[r1]), b0, c1);
+                c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[r2]), b0, c2);
+                c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[r3]), b0, c3);
+                c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[0]), b0, c4);
+                c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[r1]), b0, c5);
+                c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[r2]), b0, c6);
+                c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[r3]), b0, c7);
+                a += aK;
+                a4 += aK;
+                b += 32;
+            }
+            c0.Store(acc); c1.Store(acc + 32); c2.Store(acc + 64); c3.Store(acc + 96);
+            c4.Store(acc + 128); c5.Store(acc + 160); c6.Store(acc + 192); c7.Store(acc + 224);
+        }
     }
 
 
@@ -152,6 +214,27 @@ internal abstract unsafe class GemmMicroKernel
             c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
             c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
             c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
+        }
+
+        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        {
+            Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+            nint r1 = aR, r2 = 2 * aR;
+            var a3 = a + 3 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector256.Load(b);
+                c0 = Vector256.FusedMultiplyAdd(Vector256.Create(a[0]), b0, c0);
+                c1 = Vector256.FusedMultiplyAdd(Vector256.Create(a[r1]), b0, c1);
+                c2 = Vector256.FusedMultiplyAdd(Vector256.Create(a[r2]), b0, c2);
+                c3 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[0]), b0, c3);
+                c4 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[r1]), b0, c4);
+                c5 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[r2]), b0, c5);
+                a += aK;
+                a3 += aK;
+                b += 16;
+            }
+            c0.Store(acc); c1.Store(acc + 16); c2.Store(acc + 32); c3.Store(acc + 48); c4.Store(acc + 64); c5.Store(acc + 80);
         }
     }
 }

@@ -1,6 +1,7 @@
 // Packing for ManagedGemm: copies a block of a strided operand into the [k][width] panel order the
 // micro-kernel streams, zero-padding the lanes past the matrix edge (they are computed and discarded).
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SddIlgpu.Tensors.Managed;
 
@@ -38,27 +39,43 @@ internal static unsafe class GemmPacking
         }
     }
 
-    /// <summary>Rows of the source are x: a transpose, done 8 k at a time per source row.</summary>
+    /// <summary>Rows of the source are x: a transpose, in 8×8 AVX blocks where they fit, the rest element by element.</summary>
     static void PackXMajor(float* src, int ld, int count, int kc, int width, float* dst)
     {
+        int xBlocks = Avx.IsSupported ? count / 8 * 8 : 0, kBlocks = kc / 8 * 8;
+        for (var x = 0; x < xBlocks; x += 8)
+            for (var k = 0; k < kBlocks; k += 8)
+                Transpose8x8(src + (long)x * ld + k, ld, dst + (long)k * width + x, width);
         for (var x = 0; x < count; x++)
         {
             var s = src + (long)x * ld;
             var d = dst + x;
-            var k = 0;
-            for (; k + 4 <= kc; k += 4)
-            {
-                float v0 = s[k], v1 = s[k + 1], v2 = s[k + 2], v3 = s[k + 3];
-                d[(long)k * width] = v0;
-                d[(long)(k + 1) * width] = v1;
-                d[(long)(k + 2) * width] = v2;
-                d[(long)(k + 3) * width] = v3;
-            }
-            for (; k < kc; k++)
+            for (var k = x < xBlocks ? kBlocks : 0; k < kc; k++)
                 d[(long)k * width] = s[k];
         }
         for (var x = count; x < width; x++)
             for (var k = 0; k < kc; k++)
                 dst[(long)k * width + x] = 0f;
+    }
+
+    /// <summary>dst[j·ldd + i] = src[i·lds + j] for i, j &lt; 8 (unpack, shuffle, 128-bit permute).</summary>
+    static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
+        Vector256<float> r2 = Avx.LoadVector256(src + 2 * lds), r3 = Avx.LoadVector256(src + 3 * lds);
+        Vector256<float> r4 = Avx.LoadVector256(src + 4 * lds), r5 = Avx.LoadVector256(src + 5 * lds);
+        Vector256<float> r6 = Avx.LoadVector256(src + 6 * lds), r7 = Avx.LoadVector256(src + 7 * lds);
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 }

@@ -1,5 +1,7 @@
 // SwiGLU and last-axis concatenation on the host (spec §3 FFN): s = up ⊙ silu(gate), silu(g) = g·σ(g);
 // backward dUp = dS·silu(g), dGate = dS·up·σ(g)·(1 + g·(1 − σ(g))). Rows split into fixed ranges.
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -23,11 +25,7 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
                 {
                     var n = Math.Min(Chunk, f - i0);
                     ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sig);
-                    for (var i = 0; i < n; i++)
-                    {
-                        float up = ug[r * 2 * f + i0 + i], gate = ug[r * 2 * f + f + i0 + i];
-                        ss[r * f + i0 + i] = up * (gate * sig[i]);
-                    }
+                    SwiGluRange(ug.Slice(r * 2 * f + i0, n), ug.Slice(r * 2 * f + f + i0, n), sig[..n], ss.Slice(r * f + i0, n));
                 }
         });
     }
@@ -47,14 +45,51 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
                 {
                     var n = Math.Min(Chunk, f - i0);
                     ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sigs);
-                    for (var i = 0; i < n; i++)
-                    {
-                        float up = ug[r * 2 * f + i0 + i], gate = ug[r * 2 * f + f + i0 + i], d = ds[r * f + i0 + i], sig = sigs[i];
-                        dug[r * 2 * f + i0 + i] = d * gate * sig;
-                        dug[r * 2 * f + f + i0 + i] = d * up * sig * (1f + gate * (1f - sig));
-                    }
+                    SwiGluBackwardRange(ug.Slice(r * 2 * f + i0, n), ug.Slice(r * 2 * f + f + i0, n), sigs[..n], ds.Slice(r * f + i0, n),
+                        dug.Slice(r * 2 * f + i0, n), dug.Slice(r * 2 * f + f + i0, n));
                 }
         });
+    }
+
+    /// <summary>s = up·(gate·σ), vectorised with the scalar tail in the same operation order.</summary>
+    static void SwiGluRange(ReadOnlySpan<float> up, ReadOnlySpan<float> gate, ReadOnlySpan<float> sig, Span<float> s)
+    {
+        ref var ru = ref MemoryMarshal.GetReference(up);
+        ref var rg = ref MemoryMarshal.GetReference(gate);
+        ref var rs = ref MemoryMarshal.GetReference(sig);
+        ref var ro = ref MemoryMarshal.GetReference(s);
+        var i = 0;
+        for (; i + 8 <= s.Length; i += 8)
+            (Vector256.LoadUnsafe(ref ru, (nuint)i) * (Vector256.LoadUnsafe(ref rg, (nuint)i) * Vector256.LoadUnsafe(ref rs, (nuint)i))).StoreUnsafe(ref ro, (nuint)i);
+        for (; i < s.Length; i++)
+            s[i] = up[i] * (gate[i] * sig[i]);
+    }
+
+    /// <summary>dUp = dS·gate·σ, dGate = dS·up·σ·(1 + gate·(1 − σ)); dUp/dGate may alias nothing they read later.</summary>
+    static void SwiGluBackwardRange(ReadOnlySpan<float> up, ReadOnlySpan<float> gate, ReadOnlySpan<float> sig, ReadOnlySpan<float> dS,
+        Span<float> dUp, Span<float> dGate)
+    {
+        ref var ru = ref MemoryMarshal.GetReference(up);
+        ref var rg = ref MemoryMarshal.GetReference(gate);
+        ref var rs = ref MemoryMarshal.GetReference(sig);
+        ref var rd = ref MemoryMarshal.GetReference(dS);
+        ref var rdu = ref MemoryMarshal.GetReference(dUp);
+        ref var rdg = ref MemoryMarshal.GetReference(dGate);
+        var one = Vector256<float>.One;
+        var i = 0;
+        for (; i + 8 <= dS.Length; i += 8)
+        {
+            Vector256<float> u = Vector256.LoadUnsafe(ref ru, (nuint)i), g = Vector256.LoadUnsafe(ref rg, (nuint)i);
+            Vector256<float> sg = Vector256.LoadUnsafe(ref rs, (nuint)i), d = Vector256.LoadUnsafe(ref rd, (nuint)i);
+            (d * g * sg).StoreUnsafe(ref rdu, (nuint)i);
+            (d * u * sg * (one + g * (one - sg))).StoreUnsafe(ref rdg, (nuint)i);
+        }
+        for (; i < dS.Length; i++)
+        {
+            float u = up[i], g = gate[i], sg = sig[i], d = dS[i];
+            dUp[i] = d * g * sg;
+            dGate[i] = d * u * sg * (1f + g * (1f - sg));
+        }
     }
 
     public void ConcatLast(Tensor a, Tensor b, Tensor y) => Interleave(a, b, y, concat: true);

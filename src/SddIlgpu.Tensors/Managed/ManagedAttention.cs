@@ -1,43 +1,45 @@
 // Causal grouped-query attention on the host, fused per head (spec §3): scores = q·kᵀ/√HS, causal softmax,
 // ctx = P·v; backward dV = Pᵀ·dCtx, dP = dCtx·vᵀ, dS = P⊙(dP − Σ dP·P)/√HS, dQ = dS·k, dK = dSᵀ·q.
 // Forward runs per (b, h); backward per (b, kv head), its query heads in order, so dK, dV need no atomics.
+// The inner loops are register-blocked (AttentionKernels); every sum runs in one fixed index order.
+using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
 
-internal sealed class ManagedAttention(Device device) : IAttentionOps
+internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
 {
-    /// <summary>Per-part (HS, T) transposed k or v of one head, grown once to the largest call.</summary>
-    readonly float[][] transposed = new float[ManagedSimd.Workers][];
+    /// <summary>Per-part (HS, ldT) transposed k or v of one head, grown once to the largest call.</summary>
+    readonly PinnedBuffer?[] transposed = new PinnedBuffer?[ManagedSimd.Workers];
 
     public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx)
     {
         Check(s, q, k, v, probs, ctx);
         Begin();
         var sh = s;
+        var ldT = (s.T + 7) / 8 * 8;
         ManagedSimd.ForParts(s.B * s.NH, ManagedSimd.Workers, (long)s.T * s.T * s.HS, (part, z0, z1) =>
         {
-            var kT = Scratch(part, sh.T * sh.HS);
+            var kT = Scratch(part, sh.HS * ldT);
             for (var z = z0; z < z1; z++)
-                ForwardHead(sh, z / sh.NH, z % sh.NH, q.HostSpan(), k.HostSpan(), v.HostSpan(), probs.HostSpan(), ctx.HostSpan(), kT);
+                ForwardHead(sh, z / sh.NH, z % sh.NH, Ptr(q), Ptr(k), Ptr(v), probs.HostSpan(), Ptr(ctx), kT, ldT);
         });
     }
 
-    static void ForwardHead(in AttentionShape s, int b, int h, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        Span<float> probs, Span<float> ctx, float[] kT)
+    static void ForwardHead(in AttentionShape s, int b, int h, float* q, float* k, float* v, Span<float> probs, float* ctx, float* kT, int ldT)
     {
         int T = s.T, HS = s.HS, g = h / s.Rep;
-        Transpose(k, b, g, s.KVH, T, HS, kT);
+        AttentionKernels.Transpose(k + Row(b, 0, g, s.KVH, T, HS), s.KVH * HS, T, HS, kT, ldT);
+        var vHead = v + Row(b, 0, g, s.KVH, T, HS);
         for (var t = 0; t < T; t++)
         {
-            var qt = q.Slice(Row(b, t, h, s.NH, T, HS), HS);
             var row = probs.Slice(((b * s.NH + h) * T + t) * T, T);
-            Scores(qt, kT, T, t, row);
-            SoftmaxRow(row, t, s.Scale);
-            var ct = ctx.Slice(Row(b, t, h, s.NH, T, HS), HS);
-            ct.Clear();
-            for (var j = 0; j <= t; j++)
-                ManagedSimd.Axpy(row[j], v.Slice(Row(b, j, g, s.KVH, T, HS), HS), ct);
+            fixed (float* pr = row)
+            {
+                AttentionKernels.ScoresRow(q + Row(b, t, h, s.NH, T, HS), HS, kT, ldT, t + 1, pr);
+                AttentionKernels.SoftmaxRow(row, t, s.Scale);
+                AttentionKernels.CombineRows(pr, 1, t + 1, vHead, s.KVH * HS, HS, ctx + Row(b, t, h, s.NH, T, HS), add: false);
+            }
         }
     }
 
@@ -48,50 +50,55 @@ internal sealed class ManagedAttention(Device device) : IAttentionOps
         Check(s, dQ, dK, dV, dProbs, dCtx);
         Begin();
         var sh = s;
+        var ldT = (s.T + 7) / 8 * 8;
         ManagedSimd.ForParts(s.B * s.KVH, ManagedSimd.Workers, 2L * s.Rep * s.T * s.T * s.HS, (part, z0, z1) =>
         {
-            var vT = Scratch(part, sh.T * sh.HS);
+            var vT = Scratch(part, sh.HS * ldT);
+            var ptrs = new BackwardPointers(Ptr(dCtx), Ptr(q), Ptr(k), Ptr(v), Ptr(probs), Ptr(dProbs), Ptr(dQ), Ptr(dK), Ptr(dV));
             for (var z = z0; z < z1; z++)
-                BackwardKvHead(sh, z / sh.KVH, z % sh.KVH, dCtx, q, k, v, probs, dProbs, dQ, dK, dV, vT);
+                BackwardKvHead(sh, z / sh.KVH, z % sh.KVH, ptrs, vT, ldT);
         });
     }
 
-    static void BackwardKvHead(in AttentionShape s, int b, int g, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs,
-        Tensor dProbs, Tensor dQ, Tensor dK, Tensor dV, float[] vT)
+    /// <summary>
+    /// For kv head g of batch b: per query head h and row t, dP = dCtx_t·vᵀ, dS = P⊙(dP − Σ dP·P)·scale (kept in
+    /// dProbs), dQ_t = Σ_j dS_tj·k_j; then per key j, dV_j = Σ_h Σ_{t≥j} P_tj·dCtx_t and dK_j = Σ_h Σ_{t≥j} dS_tj·q_t.
+    /// </summary>
+    static void BackwardKvHead(in AttentionShape s, int b, int g, in BackwardPointers x, float* vT, int ldT)
     {
-        int T = s.T, HS = s.HS;
-        ReadOnlySpan<float> dc = dCtx.HostSpan(), qs = q.HostSpan(), ks = k.HostSpan(), ps = probs.HostSpan();
-        Span<float> dps = dProbs.HostSpan(), dqs = dQ.HostSpan(), dks = dK.HostSpan(), dvs = dV.HostSpan();
-        Transpose(v.HostSpan(), b, g, s.KVH, T, HS, vT);
-        for (var j = 0; j < T; j++)
-        {
-            dks.Slice(Row(b, j, g, s.KVH, T, HS), HS).Clear();
-            dvs.Slice(Row(b, j, g, s.KVH, T, HS), HS).Clear();
-        }
+        int T = s.T, HS = s.HS, ldQ = s.NH * HS, ldKv = s.KVH * HS;
+        float* kHead = x.K + Row(b, 0, g, s.KVH, T, HS), dkHead = x.DK + Row(b, 0, g, s.KVH, T, HS), dvHead = x.DV + Row(b, 0, g, s.KVH, T, HS);
+        AttentionKernels.Transpose(x.V + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vT, ldT);
         for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
             for (var t = 0; t < T; t++)
             {
-                var dct = dc.Slice(Row(b, t, h, s.NH, T, HS), HS);
-                var p = ps.Slice(((b * s.NH + h) * T + t) * T, T);
-                var dS = dps.Slice(((b * s.NH + h) * T + t) * T, T);
-                Scores(dct, vT, T, t, dS); // dP[j] = dCtx_t · v_j
-                var dot = 0f;
-                for (var j = 0; j <= t; j++)
-                {
-                    ManagedSimd.Axpy(p[j], dct, dvs.Slice(Row(b, j, g, s.KVH, T, HS), HS));
-                    dot += dS[j] * p[j];
-                }
-                for (var j = 0; j <= t; j++)
-                    dS[j] = s.Scale * p[j] * (dS[j] - dot);
-                var qt = qs.Slice(Row(b, t, h, s.NH, T, HS), HS);
-                var dqt = dqs.Slice(Row(b, t, h, s.NH, T, HS), HS);
-                dqt.Clear();
-                for (var j = 0; j <= t; j++)
-                {
-                    ManagedSimd.Axpy(dS[j], ks.Slice(Row(b, j, g, s.KVH, T, HS), HS), dqt);
-                    ManagedSimd.Axpy(dS[j], qt, dks.Slice(Row(b, j, g, s.KVH, T, HS), HS));
-                }
+                var p = x.Probs + ((long)(b * s.NH + h) * T + t) * T;
+                var dS = x.DProbs + ((long)(b * s.NH + h) * T + t) * T;
+                AttentionKernels.ScoresRow(x.DCtx + Row(b, t, h, s.NH, T, HS), HS, vT, ldT, t + 1, dS); // dP[j] = dCtx_t · v_j
+                var dot = ManagedSimd.Dot(new ReadOnlySpan<float>(dS, t + 1), new ReadOnlySpan<float>(p, t + 1));
+                DSoftmax(p, dS, t + 1, dot, s.Scale);
+                new Span<float>(dS + t + 1, T - t - 1).Clear();
+                AttentionKernels.CombineRows(dS, 1, t + 1, kHead, ldKv, HS, x.DQ + Row(b, t, h, s.NH, T, HS), add: false);
             }
+        for (var j = 0; j < T; j++)
+            for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
+            {
+                var column = (long)(b * s.NH + h) * T * T + (long)j * T + j; // (t = j, j), then down the rows
+                AttentionKernels.CombineRows(x.Probs + column, T, T - j, x.DCtx + Row(b, j, h, s.NH, T, HS), ldQ, HS, dvHead + (long)j * ldKv, add: h > g * s.Rep);
+                AttentionKernels.CombineRows(x.DProbs + column, T, T - j, x.Q + Row(b, j, h, s.NH, T, HS), ldQ, HS, dkHead + (long)j * ldKv, add: h > g * s.Rep);
+            }
+    }
+
+    /// <summary>dS[j] = scale·p[j]·(dS[j] − dot) for j &lt; n.</summary>
+    static void DSoftmax(float* p, float* dS, int n, float dot, float scale)
+    {
+        var j = 0;
+        var vdot = Vector256.Create(dot);
+        var vscale = Vector256.Create(scale);
+        for (; j + 8 <= n; j += 8)
+            (vscale * Vector256.Load(p + j) * (Vector256.Load(dS + j) - vdot)).Store(dS + j);
+        for (; j < n; j++)
+            dS[j] = scale * p[j] * (dS[j] - dot);
     }
 
     public void CausalSoftmaxForward(Tensor scores, float scale)
@@ -102,7 +109,7 @@ internal sealed class ManagedAttention(Device device) : IAttentionOps
         {
             var sc = scores.HostSpan();
             for (var r = r0; r < r1; r++)
-                SoftmaxRow(sc.Slice(r * T, T), r % T, scale);
+                AttentionKernels.SoftmaxRow(sc.Slice(r * T, T), r % T, scale);
         });
     }
 
@@ -130,45 +137,19 @@ internal sealed class ManagedAttention(Device device) : IAttentionOps
         });
     }
 
-    /// <summary>row[j] = x · m_j for j ≤ t (mT is m transposed, (HS, T)), vectorised over j, d summed in order.</summary>
-    static void Scores(ReadOnlySpan<float> x, float[] mT, int T, int t, Span<float> row)
-    {
-        var live = row[..(t + 1)];
-        live.Clear();
-        for (var d = 0; d < x.Length; d++)
-            ManagedSimd.Axpy(x[d], mT.AsSpan(d * T, t + 1), live);
-    }
-
-    /// <summary>In place: row[j] = softmax(scale·row)[j] over j ≤ t, 0 past t.</summary>
-    static void SoftmaxRow(Span<float> row, int t, float scale)
-    {
-        var live = row[..(t + 1)];
-        for (var j = 0; j <= t; j++)
-            live[j] *= scale;
-        var sum = ManagedSimd.ExpShifted(live, ManagedSimd.Max(live), live);
-        for (var j = 0; j <= t; j++)
-            live[j] /= sum;
-        row[(t + 1)..].Clear();
-    }
-
-    /// <summary>mT[d·T + j] = m[b, j, head, d].</summary>
-    static void Transpose(ReadOnlySpan<float> m, int b, int head, int heads, int T, int HS, float[] mT)
-    {
-        for (var j = 0; j < T; j++)
-        {
-            var src = m.Slice(Row(b, j, head, heads, T, HS), HS);
-            for (var d = 0; d < HS; d++)
-                mT[d * T + j] = src[d];
-        }
-    }
-
     static int Row(int b, int t, int head, int heads, int T, int HS) => ((b * T + t) * heads + head) * HS;
 
-    float[] Scratch(int part, int length)
+    float* Scratch(int part, int length)
     {
         if (transposed[part] is not { } a || a.Length < length)
-            transposed[part] = a = new float[length];
-        return a;
+            transposed[part] = a = new PinnedBuffer(length);
+        return a.Pointer;
+    }
+
+    static float* Ptr(Tensor t)
+    {
+        fixed (float* p = t.HostSpan())
+            return p; // arena memory is ILGPU's unmanaged CPU buffer: the pointer stays valid
     }
 
     void Begin()
@@ -196,4 +177,10 @@ internal sealed class ManagedAttention(Device device) : IAttentionOps
         v.ExpectLength(kvLen, "Attention v/dV (B, T, KVH·HS)");
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention probs/dProbs (B, NH, T, T)");
     }
+}
+
+/// <summary>Host pointers of the attention backward's tensors (one struct, so the per-head method stays short).</summary>
+internal readonly unsafe struct BackwardPointers(float* dCtx, float* q, float* k, float* v, float* probs, float* dProbs, float* dQ, float* dK, float* dV)
+{
+    public readonly float* DCtx = dCtx, Q = q, K = k, V = v, Probs = probs, DProbs = dProbs, DQ = dQ, DK = dK, DV = dV;
 }

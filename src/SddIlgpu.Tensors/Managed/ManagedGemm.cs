@@ -13,6 +13,9 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// <summary>Rows of C one block covers while a B panel is hot.</summary>
     internal const int MC = 96;
 
+    /// <summary>At most this many columns past the last full NR panel of x·Wᵀ are computed as dot products.</summary>
+    internal const int DotTailColumns = 4;
+
     readonly Device device;
     readonly GemmMicroKernel micro;
     readonly PinnedBuffer[] tailA;
@@ -97,6 +100,15 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         int mr = micro.MR, nr = micro.NR, lda = job.La.Ld, ldc = job.Lc.Ld;
         nint aK = s.TransA ? lda : 1, aR = s.TransA ? 1 : lda;
         var packed = job.PackedB + (long)z * job.PanelsB * nr * s.K;
+        var b = job.B + Offset(job.Lb, z, s.BatchInner);
+        // x·Wᵀ with a few columns past the last full panel (N = 65 = 64 + 1): those columns are row·row dot
+        // products over contiguous k, far cheaper than a mostly-padding register tile.
+        var nTiles = s.N;
+        if (!s.TransA && s.TransB && s.N % nr is > 0 and <= DotTailColumns && s.N > nr)
+        {
+            nTiles = s.N - s.N % nr;
+            GemmMicroKernel.DotColumns(a + (long)i0 * lda, lda, b + (long)nTiles * job.Lb.Ld, job.Lb.Ld, s.K, c + nTiles, ldc, rows, s.N - nTiles, s.Alpha, s.Beta);
+        }
         for (var k0 = 0; k0 < s.K; k0 += KC)
         {
             var kc = Math.Min(KC, s.K - k0);
@@ -109,9 +121,9 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             {
                 var full = ir + mr <= rows;
                 var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
-                for (var jr = 0; jr < s.N; jr += nr)
+                for (var jr = 0; jr < nTiles; jr += nr)
                     micro.Run(aPanel, full ? aK : mr, full ? aR : 1, packed + (long)jr * s.K + (long)k0 * nr, kc,
-                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, s.N - jr), s.Alpha, beta);
+                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, nTiles - jr), s.Alpha, beta);
             }
         }
     }

@@ -1,6 +1,8 @@
 // RMS normalisation on the host (spec §3): y = gain ⊙ x·rstd, rstd = 1/sqrt(mean(x², group) + eps), and its
 // backward dX = rstd·(g⊙dY − x̂·mean(g⊙dY⊙x̂)), x̂ = x·rstd; dGain += Σ dY⊙x̂ over fixed chunks of groups,
-// chunk partials added in order (deterministic, no atomics).
+// chunk partials added in order (deterministic, no atomics). Rows are Vector256 loops with a fixed lane order.
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -27,9 +29,7 @@ internal sealed class ManagedNorm(Device device) : INormOps
                 var xg = xs.Slice(g * groupSize, groupSize);
                 var r = 1f / MathF.Sqrt(ManagedSimd.Dot(xg, xg) / groupSize + eps);
                 rs[g] = r;
-                var yg = ys.Slice(g * groupSize, groupSize);
-                for (var i = 0; i < groupSize; i++)
-                    yg[i] = gain is null ? xg[i] * r : xg[i] * r * gs[i];
+                ScaleRow(xg, r, gs, ys.Slice(g * groupSize, groupSize));
             }
         });
     }
@@ -62,6 +62,23 @@ internal sealed class ManagedNorm(Device device) : INormOps
                 dg[i] += part[c * groupSize + i];
     }
 
+    /// <summary>y[i] = x[i]·r·gain[i] (x[i]·r without a gain), in that order.</summary>
+    static void ScaleRow(ReadOnlySpan<float> x, float r, ReadOnlySpan<float> gain, Span<float> y)
+    {
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var rg = ref MemoryMarshal.GetReference(gain);
+        ref var ry = ref MemoryMarshal.GetReference(y);
+        var vr = Vector256.Create(r);
+        var i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+        {
+            var v = Vector256.LoadUnsafe(ref rx, (nuint)i) * vr;
+            (gain.IsEmpty ? v : v * Vector256.LoadUnsafe(ref rg, (nuint)i)).StoreUnsafe(ref ry, (nuint)i);
+        }
+        for (; i < x.Length; i++)
+            y[i] = gain.IsEmpty ? x[i] * r : x[i] * r * gain[i];
+    }
+
     /// <summary>Groups [c·GroupsPerChunk, end): dX, and this chunk's Σ dY⊙x̂ into <paramref name="dGainPart"/> when given.</summary>
     static void BackwardChunk(int c, int end, Tensor dY, Tensor x, Tensor? gain, Tensor rstd, Tensor dX, Span<float> dGainPart, int groupSize)
     {
@@ -72,23 +89,60 @@ internal sealed class ManagedNorm(Device device) : INormOps
         {
             var xg = xs.Slice(g * groupSize, groupSize);
             var dyg = dys.Slice(g * groupSize, groupSize);
-            var dxg = dxs.Slice(g * groupSize, groupSize);
             var r = rs[g];
-            var dot = 0f; // Σ (g⊙dY)·x̂ in index order
-            for (var i = 0; i < groupSize; i++)
-            {
-                var xhat = xg[i] * r;
-                var gdy = gain is null ? dyg[i] : gs[i] * dyg[i];
-                dot += gdy * xhat;
-                if (!dGainPart.IsEmpty)
-                    dGainPart[i] += dyg[i] * xhat;
-            }
-            var mean = dot / groupSize;
-            for (var i = 0; i < groupSize; i++) // dX may alias dY: element i is read before it is written
-            {
-                var gdy = gain is null ? dyg[i] : gs[i] * dyg[i];
-                dxg[i] = r * (gdy - xg[i] * r * mean);
-            }
+            var mean = GroupDot(xg, dyg, gs, r, dGainPart) / groupSize;
+            GroupDx(xg, dyg, gs, r, mean, dxs.Slice(g * groupSize, groupSize));
+        }
+    }
+
+    /// <summary>Σ (g⊙dY)·x̂ (eight lanes, then the lanes in a fixed tree, then the tail); dGainPart += dY⊙x̂ when given.</summary>
+    static float GroupDot(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gain, float r, Span<float> dGainPart)
+    {
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var rdy = ref MemoryMarshal.GetReference(dy);
+        ref var rg = ref MemoryMarshal.GetReference(gain);
+        ref var rp = ref MemoryMarshal.GetReference(dGainPart);
+        var vr = Vector256.Create(r);
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+        {
+            var xhat = Vector256.LoadUnsafe(ref rx, (nuint)i) * vr;
+            var d = Vector256.LoadUnsafe(ref rdy, (nuint)i);
+            acc = Vector256.FusedMultiplyAdd(gain.IsEmpty ? d : Vector256.LoadUnsafe(ref rg, (nuint)i) * d, xhat, acc);
+            if (!dGainPart.IsEmpty)
+                Vector256.FusedMultiplyAdd(d, xhat, Vector256.LoadUnsafe(ref rp, (nuint)i)).StoreUnsafe(ref rp, (nuint)i);
+        }
+        var dot = Vector256.Sum(acc);
+        for (; i < x.Length; i++)
+        {
+            var xhat = x[i] * r;
+            dot = MathF.FusedMultiplyAdd(gain.IsEmpty ? dy[i] : gain[i] * dy[i], xhat, dot);
+            if (!dGainPart.IsEmpty)
+                dGainPart[i] = MathF.FusedMultiplyAdd(dy[i], xhat, dGainPart[i]);
+        }
+        return dot;
+    }
+
+    /// <summary>dX = r·(g⊙dY − x·r·mean); dX may alias dY (each element is read before it is written).</summary>
+    static void GroupDx(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gain, float r, float mean, Span<float> dx)
+    {
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var rdy = ref MemoryMarshal.GetReference(dy);
+        ref var rg = ref MemoryMarshal.GetReference(gain);
+        ref var rdx = ref MemoryMarshal.GetReference(dx);
+        Vector256<float> vr = Vector256.Create(r), vm = Vector256.Create(mean);
+        var i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+        {
+            var d = Vector256.LoadUnsafe(ref rdy, (nuint)i);
+            var gdy = gain.IsEmpty ? d : Vector256.LoadUnsafe(ref rg, (nuint)i) * d;
+            (vr * (gdy - Vector256.LoadUnsafe(ref rx, (nuint)i) * vr * vm)).StoreUnsafe(ref rdx, (nuint)i);
+        }
+        for (; i < x.Length; i++)
+        {
+            var gdy = gain.IsEmpty ? dy[i] : gain[i] * dy[i];
+            dx[i] = r * (gdy - x[i] * r * mean);
         }
     }
 

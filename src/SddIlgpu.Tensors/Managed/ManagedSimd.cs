@@ -1,4 +1,4 @@
-// Shared plumbing of the managed CPU ops: fixed partitions for Parallel.For (results never depend on which
+// Shared plumbing of the managed CPU ops: fixed partitions run by WorkerPool (results never depend on which
 // thread runs which part) and Vector256 helpers with a fixed lane and summation structure, so a sum over
 // the same values gives the same bits whatever the memory address, thread count or timing.
 using System.Runtime.InteropServices;
@@ -27,7 +27,7 @@ internal static class ManagedSimd
                 body(PartStart(n, parts, p), PartStart(n, parts, p + 1));
             return;
         }
-        Parallel.For(0, parts, p => body(PartStart(n, parts, p), PartStart(n, parts, p + 1)));
+        WorkerPool.Run(parts, p => body(PartStart(n, parts, p), PartStart(n, parts, p + 1)));
     }
 
     /// <summary>As <see cref="For(int, int, long, Action{int, int})"/>, also passing the part index (to pick per-part scratch).</summary>
@@ -40,7 +40,7 @@ internal static class ManagedSimd
                 body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1));
             return;
         }
-        Parallel.For(0, parts, p => body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1)));
+        WorkerPool.Run(parts, p => body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1)));
     }
 
     /// <summary>Runs body(start, end) over [0, n) split into one range per worker.</summary>

@@ -41,6 +41,8 @@ public sealed class ManagedGemmTests
     [TestCase(33, 65, 7, true, false, 1f)]   // dYᵀ·X, accumulate
     [TestCase(65, 65, 65, true, true, 0.5f)]
     [TestCase(40, 70, 300, false, true, 1f)] // K spans two blocks
+    [TestCase(9, 66, 300, false, true, 1f)]  // x·Wᵀ, two columns past the last full panel: dot-product tail
+    [TestCase(19, 80, 37, false, true, 0f)]  // x·Wᵀ, a half-width edge panel
     [TestCase(17, 40, 600, true, false, 1f)]
     public void DenseFormsMatchFloat64(int m, int n, int k, bool ta, bool tb, float beta)
     {

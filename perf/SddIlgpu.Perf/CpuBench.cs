@@ -1,0 +1,135 @@
+// Plain timing loops for the CPU figures of docs/perf.md (issue 6): the FP32 peak (independent FMA chains),
+// the managed GEMM at the model's shapes, and a full training step (forward, loss, backward, AdamW) in
+// tokens/s. Medians after warm-up; GFLOP/s = 2·M·N·K / time per call.
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using SddIlgpu.Layers;
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
+using SddIlgpu.Training;
+
+namespace SddIlgpu.Perf;
+
+internal static class CpuBench
+{
+    /// <summary>FP32 peak: 12 independent FMA chains per thread on one core, then one thread per core; best of 7.</summary>
+    public static double Peak()
+    {
+        const long iterations = 20_000_000;
+        var lanes = Vector512.IsHardwareAccelerated ? 16 : 8;
+        double Run(int threads)
+        {
+            var best = double.MaxValue;
+            for (var rep = 0; rep < 7; rep++)
+            {
+                var sw = Stopwatch.StartNew();
+                var ts = Enumerable.Range(0, threads).Select(_ => new Thread(() => ManagedPeakFmaBenchmarks.Chains(iterations))).ToArray();
+                foreach (var t in ts) t.Start();
+                foreach (var t in ts) t.Join();
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            return iterations * 12.0 * lanes * 2 * threads / best / 1e9;
+        }
+        var one = Run(1);
+        var all = Run(Environment.ProcessorCount);
+        Console.WriteLine($"peak FMA: 1 thread {one:F1} GFLOP/s, {Environment.ProcessorCount} threads {all:F1} GFLOP/s (best of 7, {lanes}-lane FMA)");
+        return all;
+    }
+
+    public static readonly string[] ModelShapes =
+    [
+        "xWt 768x344x128", "xWt 768x128x128", "xWt 768x65x128", "xWt 512x64x64", "xWt 512x176x64", "xWt 512x65x64",
+        "dYW 768x128x344", "dYW 768x128x128", "dYW 768x128x65",
+        "dYtX 344x128x768", "dYtX 128x128x768", "dYtX 65x128x768", "sq 256", "sq 512",
+    ];
+
+    /// <summary>Median and best GFLOP/s of each GEMM form: 15 samples of enough calls to last ~20 ms each.</summary>
+    public static void Gemm(IEnumerable<string> shapes, double peak)
+    {
+        using var device = Device.Open("cpu");
+        foreach (var shape in shapes)
+        {
+            var parts = shape.Split(' ');
+            var dims = parts[1].Split('x').Select(int.Parse).ToArray();
+            int m = dims[0], n = dims.Length > 1 ? dims[1] : m, k = dims.Length > 2 ? dims[2] : m;
+            var (ta, tb, beta) = parts[0] switch { "xWt" => (false, true, 0f), "dYtX" => (true, false, 1f), _ => (false, false, 0f) };
+            var spec = new GemmSpec(m, n, k, ta, tb, 1f, beta);
+            MatrixLayout la = new(ta ? m : k), lb = new(tb ? k : n), lc = new(n);
+            using var arena = device.Allocate((long)m * k + (long)k * n + (long)m * n, "gemm");
+            Tensor a = arena.Take(m * k), b = arena.Take(k * n), c = arena.Take(m * n);
+            var r = new Random(1);
+            a.Upload([.. Enumerable.Range(0, m * k).Select(_ => (float)r.NextDouble() - 0.5f)]);
+            b.Upload([.. Enumerable.Range(0, k * n).Select(_ => (float)r.NextDouble() - 0.5f)]);
+            c.Upload(new float[m * n]);
+            var flops = 2.0 * m * n * k;
+            var calls = Math.Max(1, (int)(20e-3 * 100e9 / flops));
+            var times = Samples(15, 3, () =>
+            {
+                for (var i = 0; i < calls; i++)
+                    device.Ops.Gemm.Gemm(spec, a, la, b, lb, c, lc);
+            }).Select(t => t / calls).Order().ToArray();
+            double med = times[times.Length / 2], best = times[0];
+            Console.WriteLine($"{shape,-18} median {med * 1e6,9:F1} us {flops / med / 1e9,6:F1} GFLOP/s ({100 * flops / med / 1e9 / peak,3:F0} % of peak)  best {flops / best / 1e9,6:F1}");
+        }
+    }
+
+    /// <summary>Median tokens/s of full training steps of a preset (char vocabulary 65, post-norm, sdd-code: the CLI defaults).</summary>
+    public static double Step(string preset, string deviceName, int batch, int warmup, int steps)
+    {
+        using var device = Device.Open(deviceName);
+        var median = StepWithHook(preset, device, batch, warmup, steps, null, null);
+        var tps = batch * ModelConfig.Preset(preset, 65, Residual.Post, LinearKind.SddCode).SeqLen / median;
+        Console.WriteLine($"TPS {preset} {deviceName} {tps:F0}");
+        return tps;
+    }
+
+    /// <summary>Runs the steps (with <paramref name="ops"/> in place of the device's if given), prints and returns the median seconds per step.</summary>
+    public static double StepWithHook(string preset, Device device, int batch, int warmup, int steps, OpSet? ops, Action? afterWarmup)
+    {
+        var config = ModelConfig.Preset(preset, 65, Residual.Post, LinearKind.SddCode);
+        using var weights = new ModelWeights(device, config, ops);
+        weights.Initialize(1337);
+        using var model = new Model(weights, batch);
+        using var optimizer = new AdamW(weights, new AdamWConfig());
+        var r = new Random(7);
+        var tokens = new float[batch * config.SeqLen];
+        var targets = new float[tokens.Length];
+        var loss = new float[1];
+        var scale = 1f / tokens.Length;
+        var times = Samples(steps, warmup, () =>
+        {
+            for (var i = 0; i < tokens.Length; i++)
+            {
+                tokens[i] = r.Next(config.Vocab);
+                targets[i] = r.Next(config.Vocab);
+            }
+            weights.ZeroGrad();
+            model.Tokens.Upload(tokens);
+            model.Targets.Upload(targets);
+            model.ForwardLoss(scale);
+            model.Backward();
+            optimizer.Step(1e-3f);
+            model.Loss.Download(loss);
+        }, afterWarmup).Order().ToArray();
+        var median = times[times.Length / 2];
+        Console.WriteLine($"step {preset} B={batch} T={config.SeqLen} on {device.Name}: median {median * 1e3:F2} ms/step, {tokens.Length / median:F0} tokens/s " +
+            $"(min {times[0] * 1e3:F2} ms, max {times[^1] * 1e3:F2} ms, {steps} steps after {warmup} warm-up, loss {loss[0]:F3})");
+        return median;
+    }
+
+    /// <summary>Seconds of each of <paramref name="count"/> runs of <paramref name="body"/> after <paramref name="warmup"/> untimed ones.</summary>
+    public static List<double> Samples(int count, int warmup, Action body, Action? afterWarmup = null)
+    {
+        for (var i = 0; i < warmup; i++)
+            body();
+        afterWarmup?.Invoke();
+        var times = new List<double>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            body();
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+        }
+        return times;
+    }
+}

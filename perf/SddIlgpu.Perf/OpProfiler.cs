@@ -1,0 +1,98 @@
+// Where a training step's time goes: every op interface of an OpSet wrapped in a DispatchProxy that times
+// each call (the managed ops run synchronously on the caller's thread, so wall time per call is exact up to
+// the proxy's own ~1 µs). Sums per "Family.Method" over the timed steps.
+using System.Diagnostics;
+using System.Reflection;
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
+
+namespace SddIlgpu.Perf;
+
+/// <summary>Totals of seconds and calls per op method.</summary>
+internal sealed class OpTimes
+{
+    readonly Dictionary<string, (double Seconds, long Calls)> totals = [];
+
+    public bool Enabled { get; set; }
+
+    public void Add(string name, double seconds)
+    {
+        if (!Enabled)
+            return;
+        var (s, c) = totals.GetValueOrDefault(name);
+        totals[name] = (s + seconds, c + 1);
+    }
+
+    public void Print(int steps, double stepSeconds)
+    {
+        var all = totals.Values.Sum(v => v.Seconds);
+        Console.WriteLine($"{"op",-34} {"ms/step",9} {"calls/step",10} {"share",6}");
+        foreach (var (name, (s, c)) in totals.OrderByDescending(kv => kv.Value.Seconds))
+            Console.WriteLine($"{name,-34} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {100 * s / all,5:F1}%");
+        Console.WriteLine($"{"sum of ops",-34} {all / steps * 1e3,9:F3}   (whole step {stepSeconds * 1e3:F3} ms)");
+    }
+}
+
+/// <summary>Times every call of interface T on its target.</summary>
+public class TimingProxy<T> : DispatchProxy
+{
+    T target = default!;
+    OpTimes times = null!;
+    string family = "";
+
+    internal static T Wrap(T target, OpTimes times, string family)
+    {
+        var proxy = Create<T, TimingProxy<T>>();
+        var p = (TimingProxy<T>)(object)proxy!;
+        p.target = target;
+        p.times = times;
+        p.family = family;
+        return proxy;
+    }
+
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        var t0 = Stopwatch.GetTimestamp();
+        try
+        {
+            return targetMethod!.Invoke(target, args);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            throw e.InnerException;
+        }
+        finally
+        {
+            times.Add($"{family}.{targetMethod!.Name}", Stopwatch.GetElapsedTime(t0).TotalSeconds);
+        }
+    }
+}
+
+internal static class OpProfiler
+{
+    public static OpSet Wrap(OpSet o, OpTimes t) => new()
+    {
+        Gemm = TimingProxy<IGemmOps>.Wrap(o.Gemm, t, "Gemm"),
+        Norm = TimingProxy<INormOps>.Wrap(o.Norm, t, "Norm"),
+        Rope = TimingProxy<IRopeOps>.Wrap(o.Rope, t, "Rope"),
+        Attention = TimingProxy<IAttentionOps>.Wrap(o.Attention, t, "Attention"),
+        Activation = TimingProxy<IActivationOps>.Wrap(o.Activation, t, "Activation"),
+        Embedding = TimingProxy<IEmbeddingOps>.Wrap(o.Embedding, t, "Embedding"),
+        Loss = TimingProxy<ILossOps>.Wrap(o.Loss, t, "Loss"),
+        Elementwise = TimingProxy<IElementwiseOps>.Wrap(o.Elementwise, t, "Elementwise"),
+        Reduction = TimingProxy<IReductionOps>.Wrap(o.Reduction, t, "Reduction"),
+        Optimizer = TimingProxy<IOptimizerOps>.Wrap(o.Optimizer, t, "Optimizer"),
+        Random = TimingProxy<IRandomOps>.Wrap(o.Random, t, "Random"),
+    };
+
+    /// <summary>Per-op breakdown of <paramref name="steps"/> training steps of a preset on <c>cpu</c>.</summary>
+    public static void Run(string preset, int batch, int steps)
+    {
+        using var device = Device.Open("cpu");
+        var times = new OpTimes();
+        var ops = Wrap(device.Ops, times);
+        // The first Step call warms up untimed; enable timing for the measured ones through a warm-up hook.
+        var stepSeconds = CpuBench.StepWithHook(preset, device, batch, 5, steps, ops, () => times.Enabled = true);
+        times.Print(steps, stepSeconds);
+    }
+}

@@ -1,0 +1,134 @@
+// Register-blocked inner loops of ManagedAttention (spec §3 attention): a row of scores x·m_j against a
+// transposed (HS, ldT) matrix, and weighted sums of rows Σ_j c_j·r_j. Both keep their accumulators in
+// vector registers and add the terms in index order with fused multiply-adds (fixed order, same bits).
+using System.Runtime.Intrinsics;
+
+namespace SddIlgpu.Tensors.Managed;
+
+internal static unsafe class AttentionKernels
+{
+    /// <summary>
+    /// row[j] = Σ_d x[d]·mT[d·ldT + j] for j &lt; count (d ascending). mT's columns up to ldT (a multiple of 8)
+    /// must be readable; only row[0, count) is written.
+    /// </summary>
+    public static void ScoresRow(float* x, int hs, float* mT, int ldT, int count, float* row)
+    {
+        var j = 0;
+        for (; j + 32 <= count; j += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            var m = mT + j;
+            for (var d = 0; d < hs; d++, m += ldT)
+            {
+                var xd = Vector256.Create(x[d]);
+                a0 = Vector256.FusedMultiplyAdd(xd, Vector256.Load(m), a0);
+                a1 = Vector256.FusedMultiplyAdd(xd, Vector256.Load(m + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(xd, Vector256.Load(m + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(xd, Vector256.Load(m + 24), a3);
+            }
+            a0.Store(row + j); a1.Store(row + j + 8); a2.Store(row + j + 16); a3.Store(row + j + 24);
+        }
+        for (; j < count; j += 8)
+        {
+            var a0 = Vector256<float>.Zero;
+            var m = mT + j;
+            for (var d = 0; d < hs; d++, m += ldT)
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(x[d]), Vector256.Load(m), a0);
+            if (j + 8 <= count)
+                a0.Store(row + j);
+            else
+                for (var l = 0; j + l < count; l++)
+                    row[j + l] = a0.GetElement(l);
+        }
+    }
+
+    /// <summary>
+    /// dst[i] (+)= Σ_j c[j·cStride]·rows[j·ldRows + i] for i &lt; width, j ascending from dst (add) or from 0.
+    /// </summary>
+    public static void CombineRows(float* c, nint cStride, int count, float* rows, nint ldRows, int width, float* dst, bool add)
+    {
+        var i = 0;
+        for (; i + 32 <= width; i += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            if (add)
+            {
+                a0 = Vector256.Load(dst + i); a1 = Vector256.Load(dst + i + 8);
+                a2 = Vector256.Load(dst + i + 16); a3 = Vector256.Load(dst + i + 24);
+            }
+            var r = rows + i;
+            var cj = c;
+            for (var j = 0; j < count; j++, r += ldRows, cj += cStride)
+            {
+                var w = Vector256.Create(*cj);
+                a0 = Vector256.FusedMultiplyAdd(w, Vector256.Load(r), a0);
+                a1 = Vector256.FusedMultiplyAdd(w, Vector256.Load(r + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(w, Vector256.Load(r + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(w, Vector256.Load(r + 24), a3);
+            }
+            a0.Store(dst + i); a1.Store(dst + i + 8); a2.Store(dst + i + 16); a3.Store(dst + i + 24);
+        }
+        for (; i + 8 <= width; i += 8)
+        {
+            var a0 = add ? Vector256.Load(dst + i) : default;
+            var r = rows + i;
+            var cj = c;
+            for (var j = 0; j < count; j++, r += ldRows, cj += cStride)
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(*cj), Vector256.Load(r), a0);
+            a0.Store(dst + i);
+        }
+        for (; i < width; i++)
+        {
+            var s = add ? dst[i] : 0f;
+            for (var j = 0; j < count; j++)
+                s = MathF.FusedMultiplyAdd(c[j * cStride], rows[j * ldRows + i], s);
+            dst[i] = s;
+        }
+    }
+
+    /// <summary>In place: row[j] = softmax(scale·row)[j] over j ≤ t, 0 for t &lt; j &lt; T.</summary>
+    public static void SoftmaxRow(Span<float> row, int t, float scale)
+    {
+        var live = row[..(t + 1)];
+        Scale(live, scale);
+        var sum = ManagedSimd.ExpShifted(live, ManagedSimd.Max(live), live);
+        var vs = Vector256.Create(sum);
+        var j = 0;
+        fixed (float* p = live)
+        {
+            for (; j + 8 <= live.Length; j += 8)
+                (Vector256.Load(p + j) / vs).Store(p + j);
+            for (; j < live.Length; j++)
+                p[j] /= sum;
+        }
+        row[(t + 1)..].Clear();
+    }
+
+    /// <summary>x[i] *= s.</summary>
+    public static void Scale(Span<float> x, float s)
+    {
+        var vs = Vector256.Create(s);
+        var i = 0;
+        fixed (float* p = x)
+        {
+            for (; i + 8 <= x.Length; i += 8)
+                (Vector256.Load(p + i) * vs).Store(p + i);
+            for (; i < x.Length; i++)
+                p[i] *= s;
+        }
+    }
+
+    /// <summary>mT[d·ldT + j] = m[j·ld + d] for j &lt; T, and 0 for T ≤ j &lt; ldT (so full vectors can be read).</summary>
+    public static void Transpose(float* m, nint ld, int T, int hs, float* mT, int ldT)
+    {
+        for (var j = 0; j < T; j++)
+        {
+            var src = m + j * ld;
+            for (var d = 0; d < hs; d++)
+                mT[d * ldT + j] = src[d];
+        }
+        for (var d = 0; d < hs; d++)
+            for (var j = T; j < ldT; j++)
+                mT[d * ldT + j] = 0f;
+    }
+}
