@@ -15,6 +15,7 @@ public static class Program
         ("eval", "validation loss of a checkpoint on a text file"),
         ("plot", "write the loss plot of a run folder"),
         ("devices", "list compute devices"),
+        ("experiment", "reproduce the SDD paper's claims at small scale (tables and plots)"),
     ];
 
     public static int Main(string[] args)
@@ -58,6 +59,7 @@ public static class Program
             "eval" => SampleCommands.Eval(rest),
             "plot" => SampleCommands.Plot(rest),
             "devices" => DevicesCommand.Run(rest),
+            "experiment" => ExperimentCommand.Run(rest),
             _ => throw new UsageException($"Unknown command '{args[0]}'."),
         };
     }
@@ -73,6 +75,7 @@ public static class Program
         "eval" => CliArgs.Usage("eval", "CHECKPOINT [--data FILE]", SampleCommands.EvalFlags),
         "plot" => CliArgs.Usage("plot", "RUN_DIR|LOG.jsonl [--out FILE.png]", SampleCommands.PlotFlags),
         "devices" => CliArgs.Usage("devices", "", DevicesCommand.Flags),
+        "experiment" => ExperimentCommand.Usage(),
         _ => GeneralUsage(),
     };
 }
