@@ -50,7 +50,6 @@ public static class DepthScaling
     static DepthScalingResult Write(string outDir, DepthScalingOptions o, TrainConfig train, Data.TextCorpus corpus, List<DepthScalingPoint> points)
     {
         var inv = CultureInfo.InvariantCulture;
-        static string Cell(DepthScalingPoint p) => p.Outcome.Diverged ? "diverged" : ExperimentKit.F(p.Outcome.ReportedLoss);
         var header = new List<string> { "depth L" };
         header.AddRange(o.Variants.Select(v => $"{v.Name} loss (params)"));
         var hasPre = o.Variants.Contains(ModelVariant.PreNorm) && o.Variants.Contains(ModelVariant.Sdd);
@@ -60,7 +59,7 @@ public static class DepthScaling
         {
             var row = new List<string> { d.ToString(inv) };
             row.AddRange(o.Variants.Select(v => points.Single(p => p.Depth == d && p.Variant == v) is var p
-                ? $"{Cell(p)} ({p.Parameters:N0})" : ""));
+                ? $"{p.Outcome.Cell} ({p.Parameters:N0})" : ""));
             if (hasPre)
             {
                 var pre = points.Single(p => p.Depth == d && p.Variant == ModelVariant.PreNorm).Outcome;
@@ -81,7 +80,7 @@ public static class DepthScaling
             ["tokens_per_model"] = tokens,
             ["points"] = new JsonArray([.. points.Select(p => (JsonNode)new JsonObject
             {
-                ["variant"] = p.Variant.Name, ["depth"] = p.Depth, ["parameters"] = p.Parameters, ["diverged"] = p.Outcome.Diverged,
+                ["variant"] = p.Variant.Name, ["depth"] = p.Depth, ["parameters"] = p.Parameters, ["diverged"] = p.Outcome.Diverged, ["stalled"] = p.Outcome.Stalled,
                 ["why"] = p.Outcome.Why, ["val_loss"] = p.Outcome.ValLoss is double v ? ExperimentKit.Number(v) : null,
                 ["final_train_loss"] = ExperimentKit.Number(p.Outcome.FinalLoss), ["seconds_per_step"] = p.Outcome.SecondsPerStep,
             })]),

@@ -60,11 +60,19 @@ public interface IExperimentResult
 }
 
 /// <summary>The outcome of one training run: the loss curve and the verdict of the Table 2 rule.</summary>
-public sealed record RunOutcome(string Run, double FirstLoss, double FinalLoss, double? ValLoss, bool Diverged, string? Why,
+public sealed record RunOutcome(string Run, double FirstLoss, double FinalLoss, double? ValLoss, bool Diverged, bool Stalled, string? Why,
     int Steps, double SecondsPerStep, IReadOnlyList<Metrics.StepRecord> Log)
 {
+    /// <summary>Did not converge in the paper's sense ("−" in Table 2): diverged or stalled.</summary>
+    public bool Failed => Diverged || Stalled;
+
     /// <summary>The loss a table shows: validation loss at the end, or the smoothed training loss when there is none.</summary>
     public double ReportedLoss => ValLoss ?? FinalLoss;
+
+    /// <summary>A table cell: the loss, or "−" with the reason.</summary>
+    public string Cell => Diverged ? "− (diverged)"
+        : Stalled ? $"− (stalled, {ExperimentKit.F(ReportedLoss, "F2")})"
+        : ExperimentKit.F(ReportedLoss);
 }
 
 public static class ExperimentKit
@@ -79,8 +87,10 @@ public static class ExperimentKit
     };
 
     /// <summary>
-    /// Trains one seeded model in OUT/runs/NAME (log.jsonl kept, checkpoint removed) and applies the paper's rule:
-    /// diverged when the loss becomes NaN/Inf or the final loss (mean of the last 10 steps) is not below the first step's.
+    /// Trains one seeded model in OUT/runs/NAME (log.jsonl kept, checkpoint removed) and applies the paper's "did not
+    /// converge" rule: diverged when the loss becomes NaN/Inf or the final loss (mean of the last 10 steps) is not below
+    /// the first step's; stalled when that final loss is not below the corpus's unigram entropy, the loss of a model that
+    /// ignores its context (a collapse the first rule misses because the first loss is far higher).
     /// </summary>
     public static RunOutcome Train(ExperimentContext ctx, ModelConfig model, TrainConfig train, string runName)
     {
@@ -96,14 +106,32 @@ public static class ExperimentKit
         var tail = losses.Skip(Math.Max(0, losses.Count - 10)).ToList();
         var final = tail.Count > 0 ? tail.Average() : double.NaN;
         string? why = null;
+        var inv = CultureInfo.InvariantCulture;
+        var diverged = r.Diverged || !double.IsFinite(final) || !(final < first);
         if (r.Diverged || !double.IsFinite(final))
-            why = $"loss became {r.FinalLoss.ToString("G4", CultureInfo.InvariantCulture)} at step {r.Steps}";
+            why = $"diverged: loss became {r.FinalLoss.ToString("G4", inv)} at step {r.Steps}";
         else if (!(final < first))
-            why = string.Create(CultureInfo.InvariantCulture, $"final loss {final:F3} not below the first step's {first:F3}");
-        var outcome = new RunOutcome(runName, first, final, why is null ? r.ValLoss : null, why is not null, why, r.Steps, r.SecondsPerStep, r.Log);
-        ctx.Say(string.Create(CultureInfo.InvariantCulture,
-            $"  {runName,-40} {(why is null ? $"loss {outcome.ReportedLoss:F4}" : "diverged: " + why)}  ({r.Steps} steps, {r.SecondsPerStep * 1000:F0} ms/step)"));
+            why = string.Create(inv, $"diverged: final loss {final:F3} not below the first step's {first:F3}");
+        var stalled = !diverged && !(final < UnigramEntropy(corpus));
+        if (stalled)
+            why = string.Create(inv, $"stalled: final loss {final:F3} not below the unigram entropy {UnigramEntropy(corpus):F3}");
+        var outcome = new RunOutcome(runName, first, final, diverged ? null : r.ValLoss, diverged, stalled, why, r.Steps, r.SecondsPerStep, r.Log);
+        ctx.Say(string.Create(inv,
+            $"  {runName,-40} {(why is null ? $"loss {outcome.ReportedLoss:F4}" : why)}  ({r.Steps} steps, {r.SecondsPerStep * 1000:F0} ms/step)"));
         return outcome;
+    }
+
+    /// <summary>Entropy (nats) of the training tokens' frequencies: the best loss without context.</summary>
+    public static double UnigramEntropy(TextCorpus corpus)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        var counts = new long[corpus.Tokenizer.VocabSize];
+        foreach (var t in corpus.Train)
+            counts[t]++;
+        double n = corpus.Train.Count, h = 0;
+        foreach (var c in counts.Where(c => c > 0))
+            h -= c / n * Math.Log(c / n);
+        return h;
     }
 
     /// <summary>Writes NAME.md and NAME.json into the output folder (atomically) and returns their paths.</summary>

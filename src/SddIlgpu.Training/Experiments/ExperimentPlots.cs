@@ -15,7 +15,7 @@ public static class ExperimentPlots
 
     /// <summary>Renders the series to a PNG at <paramref name="path"/> (atomically); non-finite points (and non-positive ones on a log axis) are left out.</summary>
     public static void Lines(string path, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logY,
-        int width = 900, int height = 540)
+        int width = 1100, int height = 540)
     {
         ArgumentNullException.ThrowIfNull(series);
         var plot = new Plot();
@@ -41,7 +41,7 @@ public static class ExperimentPlots
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(logY ? yLabel + " (log scale)" : yLabel);
-        plot.ShowLegend(Alignment.LowerLeft);
+        plot.ShowLegend(Edge.Right);
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 

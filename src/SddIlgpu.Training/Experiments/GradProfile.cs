@@ -72,8 +72,6 @@ public static class GradProfile
         return Write(ctx.OutDir, o, train, corpus, curves, runs);
     }
 
-    static string LossCell(RunOutcome r) => r.Diverged ? "diverged" : ExperimentKit.F(r.ReportedLoss);
-
     /// <summary>Per layer: √(Σ over the pooled matrices of ‖g‖²), averaged over the given steps.</summary>
     static double[] Layers(IEnumerable<StepRecord> steps, string[] leaves, int nLayer)
     {
@@ -99,7 +97,7 @@ public static class GradProfile
             [
                 c.Variant, c.Projection, ExperimentKit.F(GradProfileCurve.Spread(c.AtStep1), "G3"), ExperimentKit.F(c.AtStep1[0] / c.AtStep1[^1], "G3"),
                 ExperimentKit.F(GradProfileCurve.Spread(c.Final), "G3"), ExperimentKit.F(c.Final[0] / c.Final[^1], "G3"),
-                LossCell(runs[Array.FindIndex(o.Variants, v => v.Name == c.Variant)]),
+                runs[Array.FindIndex(o.Variants, v => v.Name == c.Variant)].Cell,
             ]));
         var md = $"# grad-profile: per-layer weight-gradient norms (paper Fig. 7)\n\n" +
                  string.Create(inv, $"L = {o.NLayer}, C = {o.DModel}, T = {o.SeqLen}, B = {o.Batch}, {o.Steps} steps, lr {o.Lr:G3} (warmup {train.Warmup}, cosine), seed {o.Seed}; ") +
@@ -122,7 +120,7 @@ public static class GradProfile
             ["runs"] = new JsonArray([.. runs.Select(r => (JsonNode)new JsonObject
             {
                 ["run"] = r.Run, ["first_loss"] = ExperimentKit.Number(r.FirstLoss), ["final_loss"] = ExperimentKit.Number(r.FinalLoss),
-                ["val_loss"] = r.ValLoss is double vl ? ExperimentKit.Number(vl) : null, ["diverged"] = r.Diverged, ["why"] = r.Why,
+                ["val_loss"] = r.ValLoss is double vl ? ExperimentKit.Number(vl) : null, ["diverged"] = r.Diverged, ["stalled"] = r.Stalled, ["why"] = r.Why,
             })]),
         };
         var (mdPath, jsonPath) = ExperimentKit.WriteReport(outDir, Name, md, json);

@@ -1,6 +1,6 @@
 // Experiment B (research/sdd-paper.md §4.5 Table 2, §5): Pre-Norm, Post-Norm, DeepNorm and SDD (Post-Norm) trained
 // under the base settings, learning rate ×5, init std ×0.1 and no warmup; each cell is the final validation loss or
-// "diverged" (NaN/Inf, or a final loss not below the first step's), laid out as the paper's table.
+// "−" (did not converge: diverged, or stalled at the context-free unigram loss), laid out as the paper's table.
 using System.Globalization;
 using System.Text.Json.Nodes;
 
@@ -86,13 +86,14 @@ public static class Robustness
             cells.Select(c => (IReadOnlyList<string>)
             [
                 $"{c.Variant.Name}, L={o.NLayer}", Mark(c.Setting.HighLr), Mark(c.Setting.SmallInit), Mark(c.Setting.NoWarmup),
-                c.Outcome.Diverged ? "− (diverged)" : ExperimentKit.F(c.Outcome.ReportedLoss),
+                c.Outcome.Cell,
             ]));
-        var notes = string.Join("\n", cells.Where(c => c.Outcome.Diverged).Select(c => $"- {c.Variant.Name}, {c.Setting.Title}: {c.Outcome.Why}."));
+        var notes = string.Join("\n", cells.Where(c => c.Outcome.Failed).Select(c => $"- {c.Variant.Name}, {c.Setting.Title}: {c.Outcome.Why}."));
         var md = $"# robustness: hyper-parameter perturbations (paper Table 2)\n\n" +
                  string.Create(inv, $"L = {o.NLayer}, C = {o.DModel}, T = {o.SeqLen}, B = {o.Batch}, {o.Steps} steps; base lr {o.Lr:G3}, warmup {baseTrain.Warmup} steps, cosine to 0.1×, clip 1.0, seed {o.Seed}; ") +
                  $"data: {ExperimentKit.DataLine(corpus)}. Loss = validation loss after the last step; " +
-                 "\"−\" = diverged: the loss became NaN/Inf or the mean of the last 10 training losses was not below the first step's.\n\n" +
+                 "\"−\" = did not converge: the loss became NaN/Inf, or the mean of the last 10 training losses was not below the first step's " +
+                 string.Create(inv, $"(diverged), or not below the unigram entropy of the data, {ExperimentKit.UnigramEntropy(corpus):F3} nats, the loss of a model that ignores context (stalled).\n\n") +
                  table + (notes.Length > 0 ? "\n" + notes + "\n" : "");
         var json = new JsonObject
         {
@@ -104,7 +105,7 @@ public static class Robustness
             {
                 ["variant"] = c.Variant.Name, ["setting"] = c.Setting.Key,
                 ["lr_x"] = c.Setting.HighLr, ["init_x"] = c.Setting.SmallInit, ["no_warmup"] = c.Setting.NoWarmup,
-                ["diverged"] = c.Outcome.Diverged, ["why"] = c.Outcome.Why,
+                ["diverged"] = c.Outcome.Diverged, ["stalled"] = c.Outcome.Stalled, ["why"] = c.Outcome.Why,
                 ["val_loss"] = c.Outcome.ValLoss is double v ? ExperimentKit.Number(v) : null,
                 ["first_loss"] = ExperimentKit.Number(c.Outcome.FirstLoss), ["final_train_loss"] = ExperimentKit.Number(c.Outcome.FinalLoss),
                 ["steps"] = c.Outcome.Steps,
@@ -115,7 +116,7 @@ public static class Robustness
         foreach (var s in settings)
         {
             var series = cells.Where(c => c.Setting.Key == s.Key).Select((c, i) =>
-                new PlotSeries(c.Variant.Name + (c.Outcome.Diverged ? " (diverged)" : ""),
+                new PlotSeries(c.Variant.Name + (c.Outcome.Failed ? " (did not converge)" : ""),
                     [.. c.Outcome.Log.Select(r => (double)r.Step)], MovingAverage([.. c.Outcome.Log.Select(r => r.Loss)], 10),
                     ColorIndex: Array.IndexOf(ModelVariant.All, c.Variant))).ToList();
             var png = Path.Combine(outDir, $"{Name}-{s.Key}.png");

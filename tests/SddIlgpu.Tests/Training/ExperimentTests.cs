@@ -81,7 +81,7 @@ public sealed class ExperimentTests
         foreach (var (row, cell) in rows.Zip(r.Cells))
         {
             var loss = row.Split('|', StringSplitOptions.TrimEntries)[^2];
-            Assert.That(cell.Outcome.Diverged ? loss.Contains("diverged", StringComparison.Ordinal) : double.TryParse(loss, out var x) && double.IsFinite(x),
+            Assert.That(cell.Outcome.Failed ? loss.StartsWith('−') : double.TryParse(loss, out var x) && double.IsFinite(x),
                 $"cell '{loss}' in: {row}");
         }
         Assert.That(r.Cells.Count(c => c.Setting.HighLr), Is.EqualTo(4));
