@@ -17,6 +17,7 @@ public static class Program
         ("devices", "list compute devices"),
         ("doctor", "check that a device computes every op and model step correctly"),
         ("bench", "GEMM, attention, norm and training-step speed of a device"),
+        ("experiment", "reproduce the SDD paper's claims at small scale (tables and plots)"),
     ];
 
     public static int Main(string[] args)
@@ -62,6 +63,7 @@ public static class Program
             "devices" => DevicesCommand.Run(rest),
             "doctor" => DoctorCommand.Run(rest),
             "bench" => BenchCommand.Run(rest),
+            "experiment" => ExperimentCommand.Run(rest),
             _ => throw new UsageException($"Unknown command '{args[0]}'."),
         };
     }
@@ -79,6 +81,7 @@ public static class Program
         "devices" => CliArgs.Usage("devices", "", DevicesCommand.Flags),
         "doctor" => CliArgs.Usage("doctor", DoctorCommand.Synopsis, DoctorCommand.Flags),
         "bench" => CliArgs.Usage("bench", BenchCommand.Synopsis, BenchCommand.Flags),
+        "experiment" => ExperimentCommand.Usage(),
         _ => GeneralUsage(),
     };
 }
