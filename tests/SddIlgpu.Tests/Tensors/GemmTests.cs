@@ -18,32 +18,9 @@ public sealed class GemmTests(string deviceName)
     [OneTimeSetUp]
     public void Open() => device = TestDevices.Get(deviceName);
 
-    /// <summary>C = α·op(A)·op(B) + β·C in float64, straight from the MatrixLayout formula.</summary>
-    internal static double[] Reference(in GemmSpec s, float[] a, in MatrixLayout la, float[] b, in MatrixLayout lb, float[] c, in MatrixLayout lc)
-    {
-        var r = c.Select(v => (double)v).ToArray();
-        for (var z = 0; z < s.BatchCount; z++)
-        {
-            long baseA = Base(la, z, s.BatchInner), baseB = Base(lb, z, s.BatchInner), baseC = Base(lc, z, s.BatchInner);
-            for (var m = 0; m < s.M; m++)
-                for (var n = 0; n < s.N; n++)
-                {
-                    double acc = 0;
-                    for (var k = 0; k < s.K; k++)
-                    {
-                        var av = s.TransA ? a[baseA + (long)k * la.Ld + m] : a[baseA + (long)m * la.Ld + k];
-                        var bv = s.TransB ? b[baseB + (long)n * lb.Ld + k] : b[baseB + (long)k * lb.Ld + n];
-                        acc += (double)av * bv;
-                    }
-                    var at = baseC + (long)m * lc.Ld + n;
-                    r[at] = s.Alpha * acc + (s.Beta == 0 ? 0 : s.Beta * (double)c[at]);
-                }
-        }
-        return r;
-    }
-
-    static long Base(in MatrixLayout l, int z, int inner) =>
-        l.Offset + z / inner * l.OuterStride + z % inner / l.InnerDiv * l.InnerStride;
+    /// <summary>C = α·op(A)·op(B) + β·C in float64, straight from the MatrixLayout formula (the doctor's reference).</summary>
+    internal static double[] Reference(in GemmSpec s, float[] a, in MatrixLayout la, float[] b, in MatrixLayout lb, float[] c, in MatrixLayout lc) =>
+        SddIlgpu.Training.Conformance.MatrixChecks.GemmReference(s, a, la, b, lb, c, lc);
 
     static IEnumerable<TestCaseData> Plain()
     {
