@@ -18,16 +18,16 @@ internal sealed unsafe class ManagedGemm : IGemmOps
 
     readonly Device device;
     readonly GemmMicroKernel micro;
-    readonly PinnedBuffer[] tailA;
+    readonly PinnedBuffer[] packedA;
     PinnedBuffer packedB = new(1 << 16);
 
     public ManagedGemm(Device device)
     {
         this.device = device;
         micro = GemmMicroKernel.Best();
-        tailA = new PinnedBuffer[ManagedSimd.Workers];
+        packedA = new PinnedBuffer[ManagedSimd.Workers];
         for (var p = 0; p < ManagedSimd.Workers; p++)
-            tailA[p] = new PinnedBuffer(micro.MR * KC);
+            packedA[p] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
     }
 
     public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
@@ -42,13 +42,21 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         if (packedLength > packedB.Length)
             packedB = new PinnedBuffer(checked((int)Math.Max(packedLength, 2L * packedB.Length))); // grows once to the largest call
         var job = new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB);
-        if (spec.K > 0)
+        if (spec.K > 0 && !BInPlace(spec, lb))
             ManagedSimd.For(spec.BatchCount * panelsB, ManagedSimd.Workers, (long)spec.K * micro.NR, (start, end) => PackB(job, start, end));
         var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
         ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, ManagedSimd.Workers, flopsPerPanel / 32, (part, start, end) =>
             RunPanels(job, part, start, end, panelsPerMatrix));
     }
+
+    /// <summary>
+    /// Row-major B whose N is a whole number of panels is read in place (NR contiguous floats per k) when
+    /// packing would not repay its full pass over B: few rows reuse it (M = 65 for dYᵀ·X), or B is small
+    /// enough (≤ 256 KiB) to stay in L2 whatever its stride. A big B with a long stride (512²) is packed.
+    /// </summary>
+    bool BInPlace(in GemmSpec s, in MatrixLayout lb) =>
+        !s.TransB && s.N % micro.NR == 0 && (s.M < 2 * MC || (long)s.K * lb.Ld <= 1 << 16);
 
     static float* Base(Tensor t)
     {
@@ -74,20 +82,20 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
     void RunPanels(in GemmJob job, int part, int start, int end, int panelsPerMatrix)
     {
-        var tail = tailA[part].Pointer;
+        var packedA = this.packedA[part].Pointer;
         var maxPanels = MC / micro.MR;
         for (var s = start; s < end;)
         {
             var z = s / panelsPerMatrix;
             var first = s % panelsPerMatrix;
             var count = Math.Min(Math.Min(end - s, panelsPerMatrix - first), maxPanels);
-            Block(job, z, first * micro.MR, Math.Min(count * micro.MR, job.Spec.M - first * micro.MR), tail);
+            Block(job, z, first * micro.MR, Math.Min(count * micro.MR, job.Spec.M - first * micro.MR), packedA);
             s += count;
         }
     }
 
     /// <summary>Rows [i0, i0 + rows) of matrix z over all of N; K in KC blocks (the first applies β, later ones add).</summary>
-    void Block(in GemmJob job, int z, int i0, int rows, float* tail)
+    void Block(in GemmJob job, int z, int i0, int rows, float* packedA)
     {
         ref readonly var s = ref job.Spec;
         var c = job.C + Offset(job.Lc, z, s.BatchInner) + (long)i0 * job.Lc.Ld;
@@ -98,7 +106,6 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         }
         var a = job.A + Offset(job.La, z, s.BatchInner);
         int mr = micro.MR, nr = micro.NR, lda = job.La.Ld, ldc = job.Lc.Ld;
-        nint aK = s.TransA ? lda : 1, aR = s.TransA ? 1 : lda;
         var packed = job.PackedB + (long)z * job.PanelsB * nr * s.K;
         var b = job.B + Offset(job.Lb, z, s.BatchInner);
         // x·Wᵀ with a few columns past the last full panel (N = 65 = 64 + 1): those columns are row·row dot
@@ -114,16 +121,32 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             var kc = Math.Min(KC, s.K - k0);
             var beta = k0 == 0 ? s.Beta : 1f;
             var tailRows = rows % mr;
-            if (tailRows != 0) // the last, partial panel is packed so the kernel never reads past A
-                GemmPacking.Pack(a, lda, s.TransA, i0 + rows - tailRows, tailRows, k0, kc, mr, tail);
+            // Aᵀ is read column-wise, so every panel is packed to contiguous [k][MR]; otherwise only the
+            // last, partial panel is, so the kernel never reads past A. Panel ir/MR lands at packedA + ir·kc.
+            if (s.TransA)
+                for (var ir = 0; ir < rows; ir += mr)
+                    GemmPacking.Pack(a, lda, true, i0 + ir, Math.Min(mr, rows - ir), k0, kc, mr, packedA + (long)ir * kc);
+            else if (tailRows != 0)
+                GemmPacking.Pack(a, lda, false, i0 + rows - tailRows, tailRows, k0, kc, mr, packedA + (long)(rows - tailRows) * kc);
+            var inPlaceB = BInPlace(s, job.Lb);
+            nint bK = inPlaceB ? job.Lb.Ld : nr, panelStride = inPlaceB ? nr : (nint)s.K * nr;
+            var bBlock = inPlaceB ? b + (long)k0 * job.Lb.Ld : packed + (long)k0 * nr;
             // A panel outer: its MR·kc values stay in L1 across the B panels, which stream from L2 in packed order.
             for (var ir = 0; ir < rows; ir += mr)
             {
                 var full = ir + mr <= rows;
-                var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
-                for (var jr = 0; jr < nTiles; jr += nr)
-                    micro.Run(aPanel, full ? aK : mr, full ? aR : 1, packed + (long)jr * s.K + (long)k0 * nr, kc,
-                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, nTiles - jr), s.Alpha, beta);
+                var inPlace = full && !s.TransA;
+                var aPanel = inPlace ? a + (long)(i0 + ir) * lda + k0 : packedA + (long)ir * kc;
+                var cPanel = c + (long)ir * ldc;
+                if (!full && rows - ir <= mr / 2) // a narrow M edge (M = 65 = 64 + 1): row by row, no padding rows
+                    for (var r = 0; r < rows - ir; r++)
+                        for (var jr = 0; jr < nTiles; jr += GemmMicroKernel.RowPanels * nr)
+                            micro.RunRow(aPanel + r, mr, bBlock + jr / nr * panelStride, bK, panelStride, kc,
+                                cPanel + (long)r * ldc + jr, Math.Min(GemmMicroKernel.RowPanels * nr, nTiles - jr), s.Alpha, beta);
+                else
+                    for (var jr = 0; jr < nTiles; jr += nr)
+                        micro.Run(aPanel, inPlace ? 1 : mr, inPlace ? lda : 1, bBlock + jr / nr * panelStride, bK, kc,
+                            cPanel + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, nTiles - jr), s.Alpha, beta);
             }
         }
     }
