@@ -14,44 +14,62 @@ internal abstract unsafe class GemmMicroKernel
     public static GemmMicroKernel Best() => Vector512.IsHardwareAccelerated ? new Kernel8x32() : new Kernel6x16();
 
     /// <summary>
-    /// C[r, j] (r &lt; rows, j &lt; cols) = α·Σ_k A(r, k)·B[k·NR + j] + β·C[r, j], with A(r, k) at a[k·aK + r·aR]
-    /// for every r &lt; MR (rows past <paramref name="rows"/> must still be readable) and B packed [kc][NR].
+    /// C[r, j] (r &lt; rows, j &lt; cols) = α·Σ_k A(r, k)·B[k·bK + j] + β·C[r, j], with A(r, k) at a[k·aK + r·aR]
+    /// for every r &lt; MR (rows past <paramref name="rows"/> must still be readable) and B's NR columns
+    /// contiguous per k (a packed [kc][NR] panel, bK = NR, or the caller's row-major B, bK = ldb).
     /// </summary>
-    public void Run(float* a, nint aK, nint aR, float* b, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
+    public void Run(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
         var acc = stackalloc float[MaxTile];
         if (cols <= NR / 2) // an edge panel (N = 65: 64 + 1): half the FMAs on its padding
-            AccumulateHalf(a, aK, aR, b, kc, acc);
+            AccumulateHalf(a, aK, aR, b, bK, kc, acc);
         else
-            Accumulate(a, aK, aR, b, kc, acc);
+            Accumulate(a, aK, aR, b, bK, kc, acc);
         var nr = NR;
         for (var r = 0; r < rows; r++)
-            StoreRow(acc + r * nr, c + (long)r * ldc, nr, cols, alpha, beta);
+            StoreRow(acc + r * nr, c + (long)r * ldc, cols, alpha, beta);
     }
 
     const int MaxTile = 8 * 32;
 
-    /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·NR + j] for the whole MR×NR tile.</summary>
-    public abstract void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc);
+    /// <summary>B panels one <see cref="RunRow"/> call covers (8 independent accumulators).</summary>
+    public const int RowPanels = 4;
 
-    /// <summary>acc[r·NR + j] for j &lt; NR/2 only (B still packed [kc][NR]): the same k order, so the same bits.</summary>
-    public abstract void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc);
+    /// <summary>
+    /// One row of C over up to RowPanels·NR columns: c[j] = α·Σ_k a[k·aK]·B_p[k·bK + j % NR] + β·c[j], j &lt; cols,
+    /// B_p the panel at b + p·panelStride. The same per-element k order as <see cref="Run"/>, so the same bits.
+    /// </summary>
+    public void RunRow(float* a, nint aK, float* b, nint bK, nint panelStride, int kc, float* c, int cols, float alpha, float beta)
+    {
+        var acc = stackalloc float[RowPanels * 32];
+        var panels = (cols + NR - 1) / NR;
+        // Missing panels alias the first: computed and discarded, so the loop has no branches.
+        AccumulateRow(a, aK, bK, b, panels > 1 ? b + panelStride : b, panels > 2 ? b + 2 * panelStride : b,
+            panels > 3 ? b + 3 * panelStride : b, kc, acc);
+        StoreRow(acc, c, cols, alpha, beta);
+    }
+
+    /// <summary>acc[p·NR + j] = Σ_k a[k·aK]·B_p[k·bK + j] for the four panels b0..b3.</summary>
+    public abstract void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc);
+
+    /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·bK + j] for the whole MR×NR tile.</summary>
+    public abstract void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
+
+    /// <summary>acc[r·NR + j] for j &lt; NR/2 only (B as in Accumulate): the same k order, so the same bits.</summary>
+    public abstract void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
 
     /// <summary>C row = α·acc + β·C row: the same float ops (α·acc, then + β·C) in the vector and scalar parts.</summary>
-    static void StoreRow(float* acc, float* c, int nr, int cols, float alpha, float beta)
+    static void StoreRow(float* acc, float* c, int cols, float alpha, float beta)
     {
         var j = 0;
-        if (cols == nr)
+        var va = Vector256.Create(alpha);
+        var vb = Vector256.Create(beta);
+        for (; j + 8 <= cols; j += 8)
         {
-            var va = Vector256.Create(alpha);
-            var vb = Vector256.Create(beta);
-            for (; j + 8 <= cols; j += 8)
-            {
-                var r = va * Vector256.Load(acc + j);
-                if (beta != 0f)
-                    r += vb * Vector256.Load(c + j);
-                r.Store(c + j);
-            }
+            var r = va * Vector256.Load(acc + j);
+            if (beta != 0f)
+                r += vb * Vector256.Load(c + j);
+            r.Store(c + j);
         }
         for (; j < cols; j++)
             c[j] = beta == 0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
@@ -103,7 +121,7 @@ internal abstract unsafe class GemmMicroKernel
         public override int MR => 8;
         public override int NR => 32;
 
-        public override void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
             Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -139,7 +157,7 @@ internal abstract unsafe class GemmMicroKernel
                 c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
                 a += aK;
                 a4 += aK;
-                b += 32;
+                b += bK;
             }
             // Stored before any call: vector registers live across a call would be spilled inside the loop.
             c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + 32); c11.Store(acc + 48);
@@ -148,7 +166,7 @@ internal abstract unsafe class GemmMicroKernel
             c60.Store(acc + 192); c61.Store(acc + 208); c70.Store(acc + 224); c71.Store(acc + 240);
         }
 
-        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
             nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
@@ -166,10 +184,30 @@ internal abstract unsafe class GemmMicroKernel
                 c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[r3]), b0, c7);
                 a += aK;
                 a4 += aK;
-                b += 32;
+                b += bK;
             }
             c0.Store(acc); c1.Store(acc + 32); c2.Store(acc + 64); c3.Store(acc + 96);
             c4.Store(acc + 128); c5.Store(acc + 160); c6.Store(acc + 192); c7.Store(acc + 224);
+        }
+
+        public override void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc)
+        {
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            for (nint k = 0; k < kc * bK; k += bK)
+            {
+                var x = Vector512.Create(*a);
+                c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + k), c0);
+                c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + k + 16), c1);
+                c2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + k), c2);
+                c3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + k + 16), c3);
+                c4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + k), c4);
+                c5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + k + 16), c5);
+                c6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + k), c6);
+                c7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + k + 16), c7);
+                a += aK;
+            }
+            c0.Store(acc); c1.Store(acc + 16); c2.Store(acc + 32); c3.Store(acc + 48);
+            c4.Store(acc + 64); c5.Store(acc + 80); c6.Store(acc + 96); c7.Store(acc + 112);
         }
     }
 
@@ -179,7 +217,7 @@ internal abstract unsafe class GemmMicroKernel
         public override int MR => 6;
         public override int NR => 16;
 
-        public override void Accumulate(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -209,14 +247,14 @@ internal abstract unsafe class GemmMicroKernel
                 c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
                 a += aK;
                 a3 += aK;
-                b += 16;
+                b += bK;
             }
             c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
             c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
             c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
         }
 
-        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, int kc, float* acc)
+        public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
             nint r1 = aR, r2 = 2 * aR;
@@ -232,9 +270,29 @@ internal abstract unsafe class GemmMicroKernel
                 c5 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[r2]), b0, c5);
                 a += aK;
                 a3 += aK;
-                b += 16;
+                b += bK;
             }
             c0.Store(acc); c1.Store(acc + 16); c2.Store(acc + 32); c3.Store(acc + 48); c4.Store(acc + 64); c5.Store(acc + 80);
+        }
+
+        public override void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc)
+        {
+            Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            for (nint k = 0; k < kc * bK; k += bK)
+            {
+                var x = Vector256.Create(*a);
+                c0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b0 + k), c0);
+                c1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b0 + k + 8), c1);
+                c2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b1 + k), c2);
+                c3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b1 + k + 8), c3);
+                c4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b2 + k), c4);
+                c5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b2 + k + 8), c5);
+                c6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b3 + k), c6);
+                c7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b3 + k + 8), c7);
+                a += aK;
+            }
+            c0.Store(acc); c1.Store(acc + 8); c2.Store(acc + 16); c3.Store(acc + 24);
+            c4.Store(acc + 32); c5.Store(acc + 40); c6.Store(acc + 48); c7.Store(acc + 56);
         }
     }
 }

@@ -18,16 +18,16 @@ internal sealed unsafe class ManagedGemm : IGemmOps
 
     readonly Device device;
     readonly GemmMicroKernel micro;
-    readonly PinnedBuffer[] tailA;
+    readonly PinnedBuffer[] packedA;
     PinnedBuffer packedB = new(1 << 16);
 
     public ManagedGemm(Device device)
     {
         this.device = device;
         micro = GemmMicroKernel.Best();
-        tailA = new PinnedBuffer[ManagedSimd.Workers];
+        packedA = new PinnedBuffer[ManagedSimd.Workers];
         for (var p = 0; p < ManagedSimd.Workers; p++)
-            tailA[p] = new PinnedBuffer(micro.MR * KC);
+            packedA[p] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
     }
 
     public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
@@ -42,13 +42,23 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         if (packedLength > packedB.Length)
             packedB = new PinnedBuffer(checked((int)Math.Max(packedLength, 2L * packedB.Length))); // grows once to the largest call
         var job = new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB);
-        if (spec.K > 0)
-            ManagedSimd.For(spec.BatchCount * panelsB, ManagedSimd.Workers, (long)spec.K * micro.NR, (start, end) => PackB(job, start, end));
+        // Packing is weighted as 8 flops a float: even a small B (176×64) is packed by both workers, which keeps the
+        // helper hot for the compute that follows instead of idling (and sleeping) through a serial pack.
+        if (spec.K > 0 && !BInPlace(spec, lb))
+            ManagedSimd.For(spec.BatchCount * panelsB, ManagedSimd.Workers, 8L * spec.K * micro.NR, (start, end) => PackB(job, start, end));
         var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
         ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, ManagedSimd.Workers, flopsPerPanel / 32, (part, start, end) =>
             RunPanels(job, part, start, end, panelsPerMatrix));
     }
+
+    /// <summary>
+    /// Row-major B whose N is a whole number of panels is read in place (NR contiguous floats per k) when
+    /// packing would not repay its full pass over B: few rows reuse it (M = 65 for dYᵀ·X), or B is small
+    /// enough (≤ 256 KiB) to stay in L2 whatever its stride. A big B with a long stride (512²) is packed.
+    /// </summary>
+    bool BInPlace(in GemmSpec s, in MatrixLayout lb) =>
+        !s.TransB && s.N % micro.NR == 0 && (s.M < 2 * MC || (long)s.K * lb.Ld <= 1 << 16);
 
     static float* Base(Tensor t)
     {
@@ -74,20 +84,20 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
     void RunPanels(in GemmJob job, int part, int start, int end, int panelsPerMatrix)
     {
-        var tail = tailA[part].Pointer;
+        var packedA = this.packedA[part].Pointer;
         var maxPanels = MC / micro.MR;
         for (var s = start; s < end;)
         {
             var z = s / panelsPerMatrix;
             var first = s % panelsPerMatrix;
             var count = Math.Min(Math.Min(end - s, panelsPerMatrix - first), maxPanels);
-            Block(job, z, first * micro.MR, Math.Min(count * micro.MR, job.Spec.M - first * micro.MR), tail);
+            Block(job, z, first * micro.MR, Math.Min(count * micro.MR, job.Spec.M - first * micro.MR), packedA);
             s += count;
         }
     }
 
     /// <summary>Rows [i0, i0 + rows) of matrix z over all of N; K in KC blocks (the first applies β, later ones add).</summary>
-    void Block(in GemmJob job, int z, int i0, int rows, float* tail)
+    void Block(in GemmJob job, int z, int i0, int rows, float* packedA)
     {
         ref readonly var s = ref job.Spec;
         var c = job.C + Offset(job.Lc, z, s.BatchInner) + (long)i0 * job.Lc.Ld;
@@ -98,7 +108,6 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         }
         var a = job.A + Offset(job.La, z, s.BatchInner);
         int mr = micro.MR, nr = micro.NR, lda = job.La.Ld, ldc = job.Lc.Ld;
-        nint aK = s.TransA ? lda : 1, aR = s.TransA ? 1 : lda;
         var packed = job.PackedB + (long)z * job.PanelsB * nr * s.K;
         var b = job.B + Offset(job.Lb, z, s.BatchInner);
         // x·Wᵀ with a few columns past the last full panel (N = 65 = 64 + 1): those columns are row·row dot
@@ -109,23 +118,83 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             nTiles = s.N - s.N % nr;
             GemmMicroKernel.DotColumns(a + (long)i0 * lda, lda, b + (long)nTiles * job.Lb.Ld, job.Lb.Ld, s.K, c + nTiles, ldc, rows, s.N - nTiles, s.Alpha, s.Beta);
         }
+        var inPlaceB = BInPlace(s, job.Lb);
+        nint bK = inPlaceB ? job.Lb.Ld : nr, panelStride = inPlaceB ? nr : (nint)s.K * nr;
         for (var k0 = 0; k0 < s.K; k0 += KC)
         {
+            var bBlock = inPlaceB ? b + (long)k0 * job.Lb.Ld : packed + (long)k0 * nr;
             var kc = Math.Min(KC, s.K - k0);
-            var beta = k0 == 0 ? s.Beta : 1f;
-            var tailRows = rows % mr;
-            if (tailRows != 0) // the last, partial panel is packed so the kernel never reads past A
-                GemmPacking.Pack(a, lda, s.TransA, i0 + rows - tailRows, tailRows, k0, kc, mr, tail);
-            // A panel outer: its MR·kc values stay in L1 across the B panels, which stream from L2 in packed order.
-            for (var ir = 0; ir < rows; ir += mr)
-            {
-                var full = ir + mr <= rows;
-                var aPanel = full ? a + (s.TransA ? (long)k0 * lda + i0 + ir : (long)(i0 + ir) * lda + k0) : tail;
-                for (var jr = 0; jr < nTiles; jr += nr)
-                    micro.Run(aPanel, full ? aK : mr, full ? aR : 1, packed + (long)jr * s.K + (long)k0 * nr, kc,
-                        c + (long)ir * ldc + jr, ldc, Math.Min(mr, rows - ir), Math.Min(nr, nTiles - jr), s.Alpha, beta);
-            }
+            var view = new BlockView(a, lda, s.TransA, i0, rows, k0, kc, bBlock, bK, panelStride, c, ldc, nTiles, s.Alpha, k0 == 0 ? s.Beta : 1f);
+            if ((rows + nr) * kc <= L1Floats)
+                BPanelOuter(view, packedA);
+            else
+                APanelOuter(view, packedA);
         }
+    }
+
+    /// <summary>Floats of A block plus one B panel that fit L1 beside C (short K: 96 rows × 64).</summary>
+    const int L1Floats = 8192;
+
+    /// <summary>
+    /// Each A panel stays in L1 across the B panels, which stream from L2. Aᵀ is read column-wise, so its
+    /// panels are packed to contiguous [k][MR]; otherwise only the partial last one is (never reading past A).
+    /// </summary>
+    void APanelOuter(in BlockView v, float* packedA)
+    {
+        for (var ir = 0; ir < v.Rows; ir += micro.MR)
+        {
+            var panel = PanelA(v, ir, packedA, out var aK, out var aR);
+            if (v.Rows - ir <= micro.MR / 2)
+                EdgeRows(v, ir, panel);
+            else
+                for (var jr = 0; jr < v.NTiles; jr += micro.NR)
+                    Tile(v, ir, jr, panel, aK, aR);
+        }
+    }
+
+    /// <summary>Short K: the whole packed A block and one B panel stay in L1, so each B panel is read once.</summary>
+    void BPanelOuter(in BlockView v, float* packedA)
+    {
+        int mr = micro.MR, edge = v.Rows % mr != 0 && v.Rows % mr <= mr / 2 ? v.Rows - v.Rows % mr : v.Rows;
+        for (var ir = 0; ir < v.Rows; ir += mr)
+            PanelA(v, ir, packedA + (long)ir * v.Kc, out _, out _);
+        for (var jr = 0; jr < v.NTiles; jr += micro.NR)
+            for (var ir = 0; ir < edge; ir += mr)
+            {
+                var panel = PanelA(v, ir, packedA + (long)ir * v.Kc, out var aK, out var aR, pack: false);
+                Tile(v, ir, jr, panel, aK, aR);
+            }
+        if (edge < v.Rows)
+            EdgeRows(v, edge, packedA + (long)edge * v.Kc);
+    }
+
+    /// <summary>A panel at row ir with its (k, row) strides: in place for a full panel of A, else packed to <paramref name="dst"/>.</summary>
+    float* PanelA(in BlockView v, int ir, float* dst, out nint aK, out nint aR, bool pack = true)
+    {
+        int mr = micro.MR, count = Math.Min(mr, v.Rows - ir);
+        if (count == mr && !v.TransA)
+        {
+            (aK, aR) = (1, v.Lda);
+            return v.A + (long)(v.I0 + ir) * v.Lda + v.K0;
+        }
+        if (pack)
+            GemmPacking.Pack(v.A, v.Lda, v.TransA, v.I0 + ir, count, v.K0, v.Kc, mr, dst);
+        (aK, aR) = (mr, 1);
+        return dst;
+    }
+
+    void Tile(in BlockView v, int ir, int jr, float* panel, nint aK, nint aR) =>
+        micro.Run(panel, aK, aR, v.B + jr / micro.NR * v.PanelStride, v.BK, v.Kc, v.C + (long)ir * v.Ldc + jr, v.Ldc,
+            Math.Min(micro.MR, v.Rows - ir), Math.Min(micro.NR, v.NTiles - jr), v.Alpha, v.Beta);
+
+    /// <summary>A narrow M edge (M = 65 = 64 + 1) from its packed panel, row by row: no FMAs on padding rows.</summary>
+    void EdgeRows(in BlockView v, int ir, float* panel)
+    {
+        var width = GemmMicroKernel.RowPanels * micro.NR;
+        for (var r = ir; r < v.Rows; r++)
+            for (var jr = 0; jr < v.NTiles; jr += width)
+                micro.RunRow(panel + (r - ir), micro.MR, v.B + jr / micro.NR * v.PanelStride, v.BK, v.PanelStride, v.Kc,
+                    v.C + (long)r * v.Ldc + jr, Math.Min(width, v.NTiles - jr), v.Alpha, v.Beta);
     }
 
     static long Offset(in MatrixLayout l, int z, int batchInner) =>
@@ -166,6 +235,17 @@ internal readonly unsafe struct GemmJob(GemmSpec spec, float* a, MatrixLayout la
     public readonly float* A = a, B = b, C = c, PackedB = packedB;
     public readonly MatrixLayout La = la, Lb = lb, Lc = lc;
     public readonly int PanelsB = panelsB;
+}
+
+/// <summary>One KC block of rows [I0, I0 + Rows) over columns [0, NTiles): A, its B block (B + p·PanelStride per panel, BK per k) and C.</summary>
+internal readonly unsafe struct BlockView(float* a, int lda, bool transA, int i0, int rows, int k0, int kc, float* b, nint bK, nint panelStride,
+    float* c, int ldc, int nTiles, float alpha, float beta)
+{
+    public readonly float* A = a, B = b, C = c;
+    public readonly int Lda = lda, I0 = i0, Rows = rows, K0 = k0, Kc = kc, Ldc = ldc, NTiles = nTiles;
+    public readonly bool TransA = transA;
+    public readonly nint BK = bK, PanelStride = panelStride;
+    public readonly float Alpha = alpha, Beta = beta;
 }
 
 /// <summary>A pinned, 64-byte-aligned float buffer allocated once and reused by every call.</summary>

@@ -44,6 +44,12 @@ public sealed class ManagedGemmTests
     [TestCase(9, 66, 300, false, true, 1f)]  // x·Wᵀ, two columns past the last full panel: dot-product tail
     [TestCase(19, 80, 37, false, true, 0f)]  // x·Wᵀ, a half-width edge panel
     [TestCase(17, 40, 600, true, false, 1f)]
+    [TestCase(65, 128, 300, true, false, 1f)]   // dYᵀ·X at vocab 65: packed Aᵀ panels, one-row M edge, B in place
+    [TestCase(67, 160, 40, true, false, 1f)]    // three-row M edge over 4 + 1 panels, B in place
+    [TestCase(70, 40, 33, true, false, 0f)]     // six-row M edge (full tile), packed B with a partial panel
+    [TestCase(3, 50, 20, true, true, 0.5f)]     // M < tile: row kernel over a partial packed panel group
+    [TestCase(2, 64, 70, false, false, 1f)]     // dY·W with two rows, B in place
+    [TestCase(193, 64, 1030, false, false, 0f)] // big row-major B: packed full panels
     public void DenseFormsMatchFloat64(int m, int n, int k, bool ta, bool tb, float beta)
     {
         var (s, la, lb, lc, na, nb, nc) = Dense(m, n, k, ta, tb, beta);
@@ -83,10 +89,11 @@ public sealed class ManagedGemmTests
         Check.Close(got2[2], Reference(sc, scores, lp, k, lk, ctx, lq), 1e-5, 1e-4, "batched P·v");
     }
 
-    [Test]
-    public void RepeatsBitForBitAndCountsOneLaunch()
+    [TestCase(130, 75, 300)]
+    [TestCase(65, 128, 300)]
+    public void RepeatsBitForBitAndCountsOneLaunch(int m, int n, int k)
     {
-        var (s, la, lb, lc, na, nb, nc) = Dense(130, 75, 300, true, false, 1f);
+        var (s, la, lb, lc, na, nb, nc) = Dense(m, n, k, true, false, 1f);
         float[][] inputs = [Check.Random(na, 10), Check.Random(nb, 11), Check.Random(nc, 12)];
         Deterministic(inputs, t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc), "gemm");
         Run(Cpu, inputs, t => Assert.That(Launches(Cpu, () => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc)), Is.EqualTo(1)));
