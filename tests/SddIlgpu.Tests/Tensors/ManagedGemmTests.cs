@@ -10,27 +10,8 @@ namespace SddIlgpu.Tests.Tensors;
 
 public sealed class ManagedGemmTests
 {
-    static double[] Reference(in GemmSpec s, float[] a, MatrixLayout la, float[] b, MatrixLayout lb, float[] c, MatrixLayout lc)
-    {
-        var result = ToDouble(c);
-        for (var z = 0; z < s.BatchCount; z++)
-        {
-            long oa = Base(la, z, s.BatchInner), ob = Base(lb, z, s.BatchInner), oc = Base(lc, z, s.BatchInner);
-            for (var i = 0; i < s.M; i++)
-                for (var j = 0; j < s.N; j++)
-                {
-                    double sum = 0;
-                    for (var k = 0; k < s.K; k++)
-                        sum += (double)a[oa + (s.TransA ? (long)k * la.Ld + i : (long)i * la.Ld + k)]
-                             * b[ob + (s.TransB ? (long)j * lb.Ld + k : (long)k * lb.Ld + j)];
-                    var at = oc + (long)i * lc.Ld + j;
-                    result[at] = s.Alpha * sum + (s.Beta == 0 ? 0 : s.Beta * (double)c[at]);
-                }
-        }
-        return result;
-    }
-
-    static long Base(MatrixLayout l, int z, int inner) => l.Offset + z / inner * l.OuterStride + z % inner / l.InnerDiv * l.InnerStride;
+    static double[] Reference(in GemmSpec s, float[] a, MatrixLayout la, float[] b, MatrixLayout lb, float[] c, MatrixLayout lc) =>
+        SddIlgpu.Training.Conformance.MatrixChecks.GemmReference(s, a, la, b, lb, c, lc);
 
     static (GemmSpec, MatrixLayout, MatrixLayout, MatrixLayout, int, int, int) Dense(int m, int n, int k, bool ta, bool tb, float beta) =>
         (new GemmSpec(m, n, k, ta, tb, 1f, beta), new MatrixLayout(ta ? m : k), new MatrixLayout(tb ? k : n), new MatrixLayout(n), m * k, k * n, m * n);
