@@ -1,5 +1,5 @@
 // Helpers of the managed CPU path tests: run an op on a device from host arrays, and run the same op on
-// ilgpu-cpu for a cross-check (ignored while that ILGPU kernel is still a NotImplementedException stub).
+// ilgpu-cpu for a cross-check.
 using NUnit.Framework;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tests.Support;
