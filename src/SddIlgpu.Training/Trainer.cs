@@ -10,30 +10,6 @@ using SddIlgpu.Training.Metrics;
 
 namespace SddIlgpu.Training;
 
-/// <summary>How a run reports and where it stops.</summary>
-public sealed record TrainerOptions
-{
-    /// <summary>Called after every logged step (progress display).</summary>
-    public Action<StepRecord, TrainProgress>? OnStep { get; init; }
-
-    /// <summary>Stop after this step even if the schedule runs longer (the checkpoint can be resumed).</summary>
-    public int? StopAtStep { get; init; }
-
-    /// <summary>Write the loss plot at the end (off in tests that do not need it).</summary>
-    public bool WritePlot { get; init; } = true;
-
-    /// <summary>Stop as soon as the loss is NaN or infinite.</summary>
-    public bool StopOnDivergence { get; init; } = true;
-}
-
-/// <summary>Where the run is: for the progress line (ETA).</summary>
-public readonly record struct TrainProgress(int Step, int TotalSteps, double SecondsPerStep, double EtaSeconds);
-
-/// <summary>What a run produced.</summary>
-public sealed record TrainResult(
-    int Steps, double FinalLoss, double? ValLoss, bool Diverged, double TokensPerSecond, double SecondsPerStep,
-    string CheckpointPath, string LogPath, string? PlotPath, IReadOnlyList<StepRecord> Log);
-
 /// <summary>Trains one model on one corpus, writing its outputs into one folder.</summary>
 public sealed class Trainer : IDisposable
 {
