@@ -11,7 +11,7 @@ public static class BenchCommand
 {
     public static readonly Flag[] Flags =
     [
-        new("device", "auto, cuda, cuda:N, opencl, opencl:N, cpu, ilgpu-cpu", Default: "auto"),
+        Flag.Device(),
         new("json", "also write the records to this file (a JSON array)"),
         new("peak-tflops", "the device's FP32 peak for MFU", Default: "the known-device table; measured on CPUs"),
         new("presets", "comma-separated presets to benchmark", Default: "tiny,shakespeare-cpu,baby-gpt"),

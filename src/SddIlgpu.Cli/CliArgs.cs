@@ -8,7 +8,12 @@ namespace SddIlgpu.Cli;
 public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>One declared flag.</summary>
-public sealed record Flag(string Name, string Help, bool IsBool = false, string? Default = null);
+public sealed record Flag(string Name, string Help, bool IsBool = false, string? Default = null)
+{
+    /// <summary>The --device flag every command that computes takes.</summary>
+    public static Flag Device(string defaultName = "auto") =>
+        new("device", "auto, cuda, cuda:N, opencl, opencl:N, cpu, ilgpu-cpu", Default: defaultName);
+}
 
 /// <summary>The parsed flags of one command.</summary>
 public sealed class CliArgs

@@ -11,7 +11,7 @@ public static class DoctorCommand
 {
     public static readonly Flag[] Flags =
     [
-        new("device", "auto, cuda, cuda:N, opencl, opencl:N, cpu, ilgpu-cpu", Default: "auto"),
+        Flag.Device(),
         new("golden", "folder of golden *.safetensors fixtures (../shared/golden): compare model steps with them"),
         new("reference", "without --golden, the device the model steps are compared with", Default: "ilgpu-cpu, or cpu when --device is ilgpu-cpu"),
         new("ops-only", "skip the whole-model checks", IsBool: true),

@@ -13,7 +13,7 @@ public static class ExperimentCommand
 
     static readonly Flag[] Common =
     [
-        new("device", "auto, cuda, cuda:N, opencl, opencl:N, cpu, ilgpu-cpu", Default: "cpu"),
+        Flag.Device("cpu"),
         new("out", "output folder (NAME.md, NAME.json, PNG plots, runs/)", Default: "experiments/NAME"),
         new("seed", "seed of weights, data and draws", Default: "1337"),
         new("quiet", "print only where the outputs are", IsBool: true),

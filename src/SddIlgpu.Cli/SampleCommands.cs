@@ -17,14 +17,14 @@ public static class SampleCommands
         new("temperature", "sampling temperature", Default: "0.8"),
         new("top-k", "sample from the k most likely tokens (0: all)", Default: "40"),
         new("seed", "sampling seed", Default: "1"),
-        new("device", "device", Default: "auto"),
+        Flag.Device(),
     ];
 
     public static readonly Flag[] EvalFlags =
     [
         new("data", "text file to evaluate on (its validation part)", Default: "the run's own data"),
         new("batches", "validation batches", Default: "the run's eval-batches"),
-        new("device", "device", Default: "auto"),
+        Flag.Device(),
     ];
 
     public static readonly Flag[] PlotFlags = [new("out", "PNG to write", Default: "loss.png beside the log")];

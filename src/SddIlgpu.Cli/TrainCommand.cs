@@ -16,7 +16,7 @@ public static class TrainCommand
         new("data", "UTF-8 text file to train on", Default: "the built-in generated fables"),
         new("out", "output folder (checkpoint, log.jsonl, loss.png)", Default: "runs/PRESET"),
         new("resume", "continue from a checkpoint.safetensors (its configuration is used)"),
-        new("device", "auto, cuda, cuda:N, opencl, opencl:N, cpu, ilgpu-cpu", Default: "auto"),
+        Flag.Device(),
         new("tokenizer", "char, byte or gpt2", Default: "char"),
         new("cache-dir", "where encoded corpora are cached", Default: "~/.cache/sdd/tokens"),
         new("stop-at", "stop after this step (resume later with --resume)"),
