@@ -240,6 +240,19 @@ public sealed class PrepareTests
         Assert.That(Assert.Throws<DataException>(() => PreparedData.Open(outDir))!.Message, Does.Contain("not a valid prepared-folder manifest"));
     }
 
+    [Test]
+    public void VerifyFindsAFlippedTokenByte()
+    {
+        var outDir = Path.Combine(dir, "p");
+        var m = DatasetPreparer.Run(new PrepareOptions { Inputs = [SharedPaths.Shakespeare], Tokenizer = "char", OutDir = outDir, ShardTokens = 300_000 });
+        Assert.That(PreparedData.Verify(outDir).Train.Tokens, Is.EqualTo(m.Train.Tokens));
+        var shard = Path.Combine(outDir, m.Train.Shards[1].Name);
+        var bytes = File.ReadAllBytes(shard);
+        bytes[5000] ^= 1;
+        File.WriteAllBytes(shard, bytes);
+        Assert.That(Assert.Throws<DataException>(() => PreparedData.Verify(outDir))!.Message, Does.Contain(m.Train.Shards[1].Name).And.Contain("SHA-256"));
+    }
+
     static ModelConfig Small(int vocab) =>
         new(vocab, DModel: 16, NLayer: 2, NHead: 2, NKvHead: 1, FfnHidden: 24, SeqLen: 8, Residual: Residual.Post, Linear: LinearKind.SddCode);
 

@@ -364,8 +364,8 @@ public static class DatasetPreparer
             Seed = o.Seed,
             Separator = SeparatorText(tokenizer, !positionSplit),
             Documents = documents,
-            Train = new PreparedSplit(trainWriter.Count, trainDocs, [.. trainWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens))]),
-            Val = new PreparedSplit(valWriter.Count, valDocs, [.. valWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens))]),
+            Train = new PreparedSplit(trainWriter.Count, trainDocs, [.. trainWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),
+            Val = new PreparedSplit(valWriter.Count, valDocs, [.. valWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),
             Inputs = [.. inputs.Select((p, k) => new PreparedInput(p, new FileInfo(p).Length, DocumentSource.FormatOf(p).ToString(), perInput[k]))],
             CreatedUtc = DateTime.UtcNow.ToString("O"),
         };

@@ -48,18 +48,7 @@ public static class PreparedData
 
     static TrainingData OpenManifest(string dir, string manifestPath)
     {
-        PreparedManifest manifest;
-        try
-        {
-            manifest = JsonSerializer.Deserialize(File.ReadAllText(manifestPath), PreparedJsonContext.Default.PreparedManifest)
-                ?? throw new DataException($"'{manifestPath}' is empty.");
-        }
-        catch (JsonException e)
-        {
-            throw new DataException($"'{manifestPath}' is not a valid prepared-folder manifest ({e.Message.Split('\n')[0]}). Prepare the data again with `sdd prepare`.");
-        }
-        if (manifest.Format != PreparedManifest.FormatName || manifest.Version != PreparedManifest.CurrentVersion)
-            throw new DataException($"'{manifestPath}' is format '{manifest.Format}' version {manifest.Version}; this sdd reads '{PreparedManifest.FormatName}' version {PreparedManifest.CurrentVersion}. Prepare the data again.");
+        var manifest = ReadManifest(manifestPath);
         ITokenizer tokenizer;
         try
         {
@@ -76,6 +65,25 @@ public static class PreparedData
         return Build(tokenizer, train, val, Path.GetFullPath(dir));
     }
 
+    static PreparedManifest ReadManifest(string manifestPath)
+    {
+        PreparedManifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize(File.ReadAllText(manifestPath), PreparedJsonContext.Default.PreparedManifest)
+                ?? throw new DataException($"'{manifestPath}' is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new DataException($"'{manifestPath}' is not a valid prepared-folder manifest ({e.Message.Split('\n')[0]}). Prepare the data again with `sdd prepare`.");
+        }
+        if (manifest.Format != PreparedManifest.FormatName || manifest.Version != PreparedManifest.CurrentVersion)
+            throw new DataException($"'{manifestPath}' is format '{manifest.Format}' version {manifest.Version}; this sdd reads '{PreparedManifest.FormatName}' version {PreparedManifest.CurrentVersion}. Prepare the data again.");
+        if (manifest.Train is null || manifest.Val is null || manifest.Train.Shards is null || manifest.Val.Shards is null || manifest.Inputs is null)
+            throw new DataException($"'{manifestPath}' lacks its train or val shard lists. Prepare the data again.");
+        return manifest;
+    }
+
     static List<string> Shards(string dir, PreparedSplit split, string manifestPath)
     {
         var files = new List<string>();
@@ -90,6 +98,32 @@ public static class PreparedData
             files.Add(file);
         }
         return files;
+    }
+
+    /// <summary>
+    /// Reads every shard of a prepared folder and checks its token count and SHA-256 against the manifest (a full
+    /// read: for caches and `sdd prepare --verify`, not at every training start).
+    /// </summary>
+    /// <exception cref="DataException">The manifest or a shard is missing, invalid or changed; the message names it.</exception>
+    public static PreparedManifest Verify(string dir)
+    {
+        var manifestPath = Path.Combine(dir, PreparedManifest.FileName);
+        if (!File.Exists(manifestPath))
+            throw new DataException($"'{dir}' has no {PreparedManifest.FileName}: it is not a finished prepared folder. Prepare it again.");
+        var manifest = ReadManifest(manifestPath);
+        foreach (var s in manifest.Train.Shards.Concat(manifest.Val.Shards))
+        {
+            var file = Path.Combine(dir, s.Name);
+            var (_, count) = TokenShard.ReadHeader(file);
+            if (count != s.Tokens)
+                throw new DataException($"Shard '{file}' holds {count} tokens but '{manifestPath}' says {s.Tokens}. Prepare the data again.");
+            using var stream = File.OpenRead(file);
+            stream.Position = TokenShard.HeaderBytes;
+            var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+            if (sha != s.Sha256)
+                throw new DataException($"Shard '{file}' does not match its SHA-256 in '{manifestPath}': it was changed or damaged. Prepare the data again.");
+        }
+        return manifest;
     }
 
     static TrainingData Build(ITokenizer tokenizer, List<string> train, List<string> val, string source)

@@ -51,8 +51,8 @@ public sealed record PreparedManifest
 /// <summary>One split of a prepared folder.</summary>
 public sealed record PreparedSplit(long Tokens, long Documents, IReadOnlyList<PreparedShard> Shards);
 
-/// <summary>One shard file (name relative to the folder) and its token count.</summary>
-public sealed record PreparedShard(string Name, long Tokens);
+/// <summary>One shard file (name relative to the folder), its token count and the SHA-256 (lower-case hex) of its token bytes.</summary>
+public sealed record PreparedShard(string Name, long Tokens, string Sha256);
 
 /// <summary>One input of <c>sdd prepare</c>.</summary>
 public sealed record PreparedInput(string Path, long Bytes, string Format, long Documents);

@@ -2,6 +2,7 @@
 // temporary file whose header is patched with the final count, then renamed: a crash leaves no shard that
 // looks whole but is not.
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 
 namespace SddIlgpu.Training.Data.Prepare;
 
@@ -12,7 +13,8 @@ internal sealed class ShardWriter : IDisposable
     readonly long shardTokens;
     readonly int vocabSize;
     readonly ShardTokenWidth width;
-    readonly List<(string Name, long Tokens)> done = [];
+    readonly List<(string Name, long Tokens, string Sha256)> done = [];
+    IncrementalHash? hash;
     readonly byte[] buffer = new byte[1 << 16];
     FileStream? current;
     string? currentTmp;
@@ -34,8 +36,8 @@ internal sealed class ShardWriter : IDisposable
     /// <summary>Tokens written so far.</summary>
     public long Count { get; private set; }
 
-    /// <summary>The finished shards (file name, token count), in order.</summary>
-    public IReadOnlyList<(string Name, long Tokens)> Shards => done;
+    /// <summary>The finished shards (file name, token count, SHA-256 of the token bytes after the header), in order.</summary>
+    public IReadOnlyList<(string Name, long Tokens, string Sha256)> Shards => done;
 
     /// <summary>Appends tokens, opening a new shard whenever one is full.</summary>
     /// <exception cref="DataException">A token is outside [0, vocabSize).</exception>
@@ -80,11 +82,13 @@ internal sealed class ShardWriter : IDisposable
         current = new FileStream(currentTmp, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         current.Write(TokenShard.Header(0, width));
         currentCount = 0;
+        hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     }
 
     void FlushBuffer()
     {
         current!.Write(buffer, 0, used);
+        hash!.AppendData(buffer, 0, used);
         used = 0;
     }
 
@@ -100,7 +104,9 @@ internal sealed class ShardWriter : IDisposable
         current = null;
         var name = $"{prefix}_{split}_{done.Count:D6}.bin";
         File.Move(currentTmp!, Path.Combine(dir, name), overwrite: true);
-        done.Add((name, currentCount));
+        done.Add((name, currentCount, Convert.ToHexStringLower(hash!.GetHashAndReset())));
+        hash.Dispose();
+        hash = null;
         currentTmp = null;
     }
 
