@@ -1,10 +1,12 @@
 // `sdd train`: resolves the model and training configurations from a preset and flags (one flag per
-// record property), prints them, and runs the trainer with a progress line.
+// record property), prints them, and runs the trainer with a progress line. Under mpirun every rank runs
+// this; only rank 0 prints, and a rank that fails aborts the whole job (docs/distributed.md).
 using System.Globalization;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
+using SddIlgpu.Training.Distributed;
 
 namespace SddIlgpu.Cli;
 
@@ -61,14 +63,48 @@ public static class TrainCommand
 
     public static int Run(IReadOnlyList<string> argv)
     {
+        ICollective world;
+        try
+        {
+            world = Collective.FromEnvironment();
+        }
+        catch (MpiException e)
+        {
+            Console.Error.WriteLine($"sdd: {e.Message}");
+            return 1;
+        }
+        using (world)
+        {
+            if (world.Size == 1)
+                return Run(argv, world);
+            if (world.Rank != 0)
+                Console.SetOut(TextWriter.Null);
+            try
+            {
+                return Run(argv, world);
+            }
+            catch (Exception e)
+            {
+                var what = e is UsageException or ArgumentException or IOException or DataException or DeviceNotFoundException
+                    or Training.Checkpoints.CheckpointException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                Console.Error.WriteLine($"sdd: rank {world.Rank} of {world.Size} failed, stopping every rank: {what}");
+                world.Abort(e is UsageException ? 2 : 1);
+                return 1;
+            }
+        }
+    }
+
+    static int Run(IReadOnlyList<string> argv, ICollective world)
+    {
         var a = CliArgs.Parse(argv, Flags);
         var deviceName = a.String("device", "auto");
         Device.Parse(deviceName); // a misspelt device fails before any data is read
+        deviceName = Collective.DeviceName(deviceName, world);
         Device? device = null;
         Trainer trainer;
         try
         {
-            trainer = Start(a, deviceName, d => device = d);
+            trainer = Start(a, deviceName, world, d => device = d);
         }
         catch
         {
@@ -93,7 +129,7 @@ public static class TrainCommand
     }
 
     /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
-    static Trainer Start(CliArgs a, string deviceName, Action<Device> opened)
+    static Trainer Start(CliArgs a, string deviceName, ICollective world, Action<Device> opened)
     {
         var quiet = a.Bool("quiet") ?? false;
         var cacheDir = a.String("cache-dir") ?? TextCorpus.DefaultCacheDir;
@@ -113,7 +149,7 @@ public static class TrainCommand
             var corpus = LoadCorpus(a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tokenizer.Kind, cacheDir, tokenizer);
             var outDir = a.String("out") ?? Path.GetDirectoryName(Path.GetFullPath(resume))!;
             var device = Open();
-            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet), a.Int("steps"));
+            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet, world), a.Int("steps"));
             Console.WriteLine($"Resuming {resume} at step {trainer.Step} on {device}");
             return trainer;
         }
@@ -130,14 +166,15 @@ public static class TrainCommand
             corpus.EnsureLongEnough(model.SeqLen);
             var outDir = a.String("out", Path.Combine("runs", preset));
             var device = Open();
-            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet));
-            PrintConfiguration(device, corpus, model, train, outDir);
+            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet, world));
+            PrintConfiguration(device, corpus, model, train, outDir, world);
             return trainer;
         }
     }
 
-    static TrainerOptions Options(CliArgs a, bool quiet) => new()
+    static TrainerOptions Options(CliArgs a, bool quiet, ICollective world) => new()
     {
+        Collective = world,
         StopAtStep = a.Int("stop-at"),
         OnStep = quiet ? null : Progress.Print,
     };
@@ -192,14 +229,14 @@ public static class TrainCommand
         LogEvery = a.Int("log-every") ?? d.LogEvery,
     };
 
-    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir)
+    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir, ICollective world)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"device     {device}");
+        Console.WriteLine(world.Size == 1 ? $"device     {device}" : $"device     {device} on rank 0 of {world.Size} MPI processes");
         Console.WriteLine($"data       {corpus.Source}: {corpus.Tokens.Length:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.FromCache ? ", from cache" : "")}");
         Console.WriteLine($"model      {m.ToJson()}");
         Console.WriteLine($"training   {t.ToJson()}");
         Console.WriteLine($"output     {Path.GetFullPath(outDir)}");
-        Console.WriteLine(string.Create(inv, $"tokens/step {t.Batch * m.SeqLen * t.GradAccum}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
+        Console.WriteLine(string.Create(inv, $"tokens/step {t.Batch * m.SeqLen * t.GradAccum * world.Size}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
     }
 }
