@@ -5,6 +5,8 @@
 // step draws, the gradient arena is summed over ranks in one allreduce, every rank applies the same AdamW,
 // and only rank 0 writes files.
 using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training.Checkpoints;
@@ -182,9 +184,13 @@ public sealed class Trainer : IDisposable
             if (diverged && options.StopOnDivergence)
                 break;
             if (train.CheckpointEvery > 0 && step % train.CheckpointEvery == 0 && step != stopAt)
+            {
+                VerifyReplicasAgree();
                 SaveCheckpoint();
+            }
         }
         logWriter?.Dispose();
+        VerifyReplicasAgree();
         if (!diverged)
             SaveCheckpoint();
         string? plot = null;
@@ -240,6 +246,26 @@ public sealed class Trainer : IDisposable
     {
         sampler.Position = first + (long)index * train.Batch;
         sampler.Next(hostTokens, hostTargets);
+    }
+
+    /// <summary>
+    /// Collective check, before each checkpoint, that every rank holds bit-identical weights (they apply the
+    /// same AdamW to the same summed gradients, so they must): rank 0's SHA-256 of the weight arena is
+    /// broadcast, and every rank stops if any rank's differs, so no checkpoint is written from a diverged replica.
+    /// </summary>
+    void VerifyReplicasAgree()
+    {
+        if (world.Size == 1)
+            return;
+        var mine = SHA256.HashData(MemoryMarshal.AsBytes(weights.Values.ToArray().AsSpan()));
+        var root = mine.ToArray();
+        world.Broadcast(root);
+        Span<double> mismatches = [root.AsSpan().SequenceEqual(mine) ? 0 : 1];
+        world.AllReduceSum(mismatches);
+        if (mismatches[0] > 0)
+            throw new InvalidOperationException(
+                $"The weights of {mismatches[0]} rank(s) differ from rank 0's after step {step}: the gradient allreduce did not give every rank " +
+                "the same bits (an MPI library whose reduction order differs between ranks?). Stopping before a checkpoint is written; see docs/distributed.md.");
     }
 
     /// <summary>Sums the gradient arena over ranks in place, staged through host memory when the device has its own.</summary>

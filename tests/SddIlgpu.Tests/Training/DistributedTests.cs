@@ -292,3 +292,92 @@ public sealed class CollectiveTests
         Assert.That(Collective.DeviceName("cuda", SingleProcess.Instance), Is.EqualTo("cuda"));
     }
 }
+
+/// <summary>The trainer's collective logic, in one process with a stand-in for the other rank.</summary>
+public sealed class TrainerCollectiveTests
+{
+    /// <summary>Rank 0 of 2 whose twin computes exactly what it does; its broadcast can be made to lie.</summary>
+    sealed class TwinRanks(bool corruptBroadcast) : ICollective
+    {
+        public int Rank => 0;
+        public int Size => 2;
+        public int LocalRank => 0;
+        public int AllReduces { get; private set; }
+
+        public void AllReduceSum(Span<float> values)
+        {
+            AllReduces++;
+            foreach (ref var v in values)
+                v *= 2;
+        }
+
+        public void AllReduceSum(Span<double> values)
+        {
+            foreach (ref var v in values)
+                v *= 2;
+        }
+
+        public void Broadcast(Span<byte> data, int root = 0)
+        {
+            if (corruptBroadcast)
+                data[0] ^= 1;
+        }
+
+        public void Barrier()
+        {
+        }
+
+        public void Abort(int exitCode) => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
+    }
+
+    static (SddIlgpu.Training.Trainer Trainer, string Dir) Make(ICollective world, int steps)
+    {
+        var corpus = SddIlgpu.Training.Data.TextCorpus.FromText(SddIlgpu.Training.Data.GeneratedCorpus.Generate(20_000), "fables", "char");
+        var model = new ModelConfig(corpus.Tokenizer.VocabSize, DModel: 16, NLayer: 1, NHead: 2, NKvHead: 2, FfnHidden: 24, SeqLen: 8, Residual: Residual.Post, Linear: LinearKind.SddCode);
+        var train = new SddIlgpu.Training.TrainConfig { Steps = steps, Batch = 2, GradAccum = 2, EvalEvery = 0, EvalBatches = 2, Warmup = 1 };
+        var dir = Directory.CreateTempSubdirectory("sdd-twin-").FullName;
+        var t = SddIlgpu.Training.Trainer.Create(TestDevices.Get("cpu"), model, train, corpus, dir,
+            new SddIlgpu.Training.TrainerOptions { Collective = world, WritePlot = false });
+        return (t, dir);
+    }
+
+    [Test]
+    public void ReplicasThatDisagreeStopTheRunBeforeACheckpoint()
+    {
+        var (t, dir) = Make(new TwinRanks(corruptBroadcast: true), steps: 2);
+        try
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => t.Run());
+            Assert.That(e!.Message, Does.Contain("differ from rank 0's after step 2"));
+            Assert.That(File.Exists(t.CheckpointPath), Is.False);
+        }
+        finally
+        {
+            t.Dispose();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void EachStepIsOneGradientAllReducePlusTheLoss()
+    {
+        var world = new TwinRanks(corruptBroadcast: false);
+        var (t, dir) = Make(world, steps: 3);
+        try
+        {
+            var result = t.Run();
+            // Per step one allreduce of the gradient arena (not one per micro-batch) and one of the loss; one for the final evaluation.
+            Assert.That(world.AllReduces, Is.EqualTo(3 * 2 + 1));
+            Assert.That(result.Log.All(r => double.IsFinite(r.Loss)), Is.True);
+        }
+        finally
+        {
+            t.Dispose();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
