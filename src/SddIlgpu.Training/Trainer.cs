@@ -49,6 +49,8 @@ public sealed class Trainer : IDisposable
         if (corpus.Tokenizer.VocabSize != modelConfig.Vocab)
             throw new ArgumentException($"The model's vocabulary ({modelConfig.Vocab}) differs from the tokenizer's ({corpus.Tokenizer.VocabSize}).");
         corpus.EnsureLongEnough(modelConfig.SeqLen);
+        if (options?.StopAtStep < 1)
+            throw new ArgumentException($"--stop-at must be at least 1; got {options.StopAtStep}.");
         this.options = options ?? new TrainerOptions();
         world = this.options.Collective ?? SingleProcess.Instance;
         if (world.Rank == 0)
@@ -106,9 +108,12 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Continues a run from a checkpoint: weights, moments, step and data position are restored exactly, so
-    /// the continued run equals an uninterrupted one bit for bit on the same device.
+    /// the continued run equals an uninterrupted one bit for bit on the same device. <paramref name="steps"/>
+    /// lengthens the schedule (it may not be below the checkpoint's step: <see cref="ArgumentException"/>);
+    /// <paramref name="evalBatches"/> changes how many validation batches <see cref="Evaluate"/> averages.
     /// </summary>
-    public static Trainer Resume(Device device, string checkpoint, TextCorpus corpus, string outDir, TrainerOptions? options = null, int? steps = null)
+    public static Trainer Resume(Device device, string checkpoint, TextCorpus corpus, string outDir, TrainerOptions? options = null,
+        int? steps = null, int? evalBatches = null)
     {
         var state = Checkpoint.ReadState(checkpoint);
         var worldSize = options?.Collective?.Size ?? 1;
@@ -117,7 +122,9 @@ public sealed class Trainer : IDisposable
                 $"Checkpoint '{checkpoint}' was written by a run of {Processes(state.WorldSize)}; this run has {Processes(worldSize)}. " +
                 $"Resume it with {(state.WorldSize == 1 ? "one process (no mpirun)" : $"'mpirun -np {state.WorldSize}'")}: the batches each process draws and the order " +
                 "the gradients are summed in depend on the process count, so another count could not continue the run exactly.");
-        var train = steps is int n ? state.Train with { Steps = n } : state.Train;
+        if (steps < state.Step)
+            throw new ArgumentException($"--steps {steps} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}.");
+        var train = state.Train with { Steps = steps ?? state.Train.Steps, EvalBatches = evalBatches ?? state.Train.EvalBatches };
         var t = new Trainer(device, state.Model, train, corpus, outDir, options);
         try
         {
