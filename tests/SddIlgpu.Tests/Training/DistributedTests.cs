@@ -334,13 +334,13 @@ public sealed class TrainerCollectiveTests
         }
     }
 
-    static (SddIlgpu.Training.Trainer Trainer, string Dir) Make(ICollective world, int steps)
+    static (SddIlgpu.Training.Trainer Trainer, string Dir) Make(ICollective world, int steps, string device = "cpu")
     {
         var corpus = SddIlgpu.Training.Data.TextCorpus.FromText(SddIlgpu.Training.Data.GeneratedCorpus.Generate(20_000), "fables", "char");
         var model = new ModelConfig(corpus.Tokenizer.VocabSize, DModel: 16, NLayer: 1, NHead: 2, NKvHead: 2, FfnHidden: 24, SeqLen: 8, Residual: Residual.Post, Linear: LinearKind.SddCode);
         var train = new SddIlgpu.Training.TrainConfig { Steps = steps, Batch = 2, GradAccum = 2, EvalEvery = 0, EvalBatches = 2, Warmup = 1 };
         var dir = Directory.CreateTempSubdirectory("sdd-twin-").FullName;
-        var t = SddIlgpu.Training.Trainer.Create(TestDevices.Get("cpu"), model, train, corpus, dir,
+        var t = SddIlgpu.Training.Trainer.Create(TestDevices.Get(device), model, train, corpus, dir,
             new SddIlgpu.Training.TrainerOptions { Collective = world, WritePlot = false });
         return (t, dir);
     }
@@ -362,11 +362,13 @@ public sealed class TrainerCollectiveTests
         }
     }
 
-    [Test]
-    public void EachStepIsOneGradientAllReducePlusTheLoss()
+    /// <summary>On cpu the gradient arena is reduced in place in host memory; on OpenCL it is staged through a host buffer.</summary>
+    [TestCase("cpu")]
+    [TestCase("opencl")]
+    public void EachStepIsOneGradientAllReducePlusTheLoss(string device)
     {
         var world = new TwinRanks(corruptBroadcast: false);
-        var (t, dir) = Make(world, steps: 3);
+        var (t, dir) = Make(world, steps: 3, device);
         try
         {
             var result = t.Run();
