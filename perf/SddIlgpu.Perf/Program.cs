@@ -8,7 +8,8 @@ using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
 // CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [shape...] | step PRESET DEVICE BATCH
-// [STEPS] [WARMUP] | profile PRESET BATCH [STEPS]. Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
+// [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
+// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
 switch (args)
 {
     case ["peak", ..]:
@@ -26,6 +27,9 @@ switch (args)
         return;
     case ["encode-baseline", var path, var kind]:
         DataBench.EncodeBaseline(path, kind);
+        return;
+    case ["allreduce", .. var floats]:
+        AllReduceBench.Run(floats.Length > 0 ? [.. floats.Select(long.Parse)] : [1_000, 100_000, 1_000_000, 10_000_000]);
         return;
     case ["profile", var preset, var batch, .. var rest]:
         OpProfiler.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 30);
