@@ -52,7 +52,7 @@ public static class SampleCommands
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
             var source = p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource);
-            using var corpus = TrainCommand.LoadData(source, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
+            using var corpus = TrainCommand.LoadData(source, tokenizer.Kind, Training.Data.Prepare.PreparedData.DefaultCacheDir, tokenizer);
             using var d = Device.Open(p.GetValue(device)!);
             var outDir = Path.Combine(Path.GetTempPath(), $"sdd-eval-{Environment.ProcessId}-{Guid.NewGuid():N}");
             try

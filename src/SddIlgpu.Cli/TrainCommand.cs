@@ -28,7 +28,7 @@ public sealed class TrainCommand
     readonly Option<string> device = CliOptions.DeviceOption();
     readonly Option<string> tokenizer = PresetTrainOption("--tokenizer", "tokenizer: " + string.Join(", ", Tokenizers.Kinds), t => t.Tokenizer, "KIND")
         .Must(k => Tokenizers.Kinds.Contains(k), $"must be one of {string.Join(", ", Tokenizers.Kinds)}");
-    readonly Option<string?> cacheDir = Text("--cache-dir", $"where encoded corpora are cached (default: {TextCorpus.DefaultCacheDir})", "DIR");
+    readonly Option<string?> cacheDir = Text("--cache-dir", $"where text files given to --data are kept prepared as token shards (default: {PreparedData.DefaultCacheDir})", "DIR");
     readonly Option<int?> stopAt = Optional<int>("--stop-at", "stop after this step, keeping the schedule of --steps (continue later with --resume)", "N").AtLeast(1);
     readonly Option<bool> quiet = Switch("--quiet", "print only the final summary");
 
@@ -183,7 +183,7 @@ public sealed class TrainCommand
     /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
     Trainer Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded)
     {
-        var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
+        var cache = p.GetValue(cacheDir) ?? PreparedData.DefaultCacheDir;
         Device Open()
         {
             var d = Tensors.Device.Open(deviceName);
@@ -248,8 +248,10 @@ public sealed class TrainCommand
     /// </summary>
     internal static TrainingData LoadData(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
     {
-        if (data is null || !PreparedData.IsShardSource(data))
-            return LoadCorpus(data, tokenizerKind, cacheDir, tokenizer);
+        if (data is null)
+            return LoadCorpus(null, tokenizerKind, cacheDir, tokenizer);
+        if (!PreparedData.IsShardSource(data))
+            return PreparedData.OpenTextFile(data, tokenizerKind, cacheDir, tokenizer, w => Console.Error.WriteLine($"sdd: {w}"));
         var prepared = PreparedData.Open(data, tokenizer);
         if (tokenizer is not null && prepared.Tokenizer.ToJson() != tokenizer.ToJson())
         {
