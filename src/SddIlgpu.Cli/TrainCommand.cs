@@ -167,7 +167,8 @@ public sealed class TrainCommand
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var d = Open();
             var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p), stepsArg);
-            Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
+            if (!p.GetValue(quiet))
+                Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
         else
@@ -182,7 +183,8 @@ public sealed class TrainCommand
             var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
             var d = Open();
             var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p));
-            PrintConfiguration(d, corpus, model, train, outDir);
+            if (!p.GetValue(quiet))
+                PrintConfiguration(d, corpus, model, train, outDir);
             return trainer;
         }
     }
