@@ -157,6 +157,7 @@ public sealed class TrainCommand
             var path = CheckpointPath(resumeArg);
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var stepsArg = p.Given(steps) ? p.GetValue(steps) : (int?)null;
+            RefuseIneffective(p, stepsArg ?? state.Train.Steps, state.Train.SampleEvery);
             var end = Math.Min(stepsArg ?? state.Train.Steps, p.GetValue(stopAt) ?? int.MaxValue);
             if (end <= state.Step)
                 throw new ArgumentException(stepsArg is int s && s < state.Step
@@ -177,6 +178,7 @@ public sealed class TrainCommand
             var corpus = LoadCorpus(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
             var model = ResolveModel(p, corpus.Tokenizer.VocabSize);
             var train = ResolveTrain(p);
+            RefuseIneffective(p, train.Steps, train.SampleEvery);
             model.Validate();
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
@@ -187,6 +189,17 @@ public sealed class TrainCommand
                 PrintConfiguration(d, corpus, model, train, outDir);
             return trainer;
         }
+    }
+
+    /// <summary>An option the run would accept and then ignore is a usage mistake: say why it has no effect.</summary>
+    void RefuseIneffective(ParseResult p, int totalSteps, int sampleEvery)
+    {
+        if (p.GetValue(stopAt) is int stop && stop >= totalSteps)
+            throw new UsageException($"--stop-at {stop} is not before the last step ({totalSteps}), so it would change nothing: give a smaller --stop-at or drop it.");
+        if (sampleEvery == 0)
+            foreach (var o in (Option[])[sampleTokens, temperature, topK])
+                if (p.Given(o))
+                    throw new UsageException($"{o.Name} only shapes the samples printed during training, and --sample-every is 0 (off): give --sample-every N or drop {o.Name}. (sdd sample has its own {o.Name.Replace("sample-", "", StringComparison.Ordinal)}.)");
     }
 
     /// <summary>A run folder means its checkpoint.safetensors (as for sample and eval).</summary>

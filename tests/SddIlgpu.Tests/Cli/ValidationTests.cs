@@ -135,6 +135,23 @@ public sealed partial class ValidationTests
     }
 
     [Test]
+    public void OptionsThatWouldChangeNothingAreRefused()
+    {
+        var stop = Sdd("train", "--steps", "10", "--stop-at", "10", "--out", Path.Combine(dir, "never"));
+        Assert.That(stop.Code, Is.EqualTo(2));
+        Assert.That(stop.Err, Does.StartWith("sdd: --stop-at 10 is not before the last step (10)"));
+        var resumed = Sdd("train", "--resume", run, "--stop-at", "30", "--device", "cpu");
+        Assert.That(resumed.Code, Is.EqualTo(2), "the checkpoint's run ends at step 30");
+        foreach (var (option, value) in new[] { ("--temperature", "0.5"), ("--top-k", "5"), ("--sample-tokens", "50") })
+        {
+            var r = Sdd("train", "--preset", "shakespeare-cpu", option, value, "--out", Path.Combine(dir, "never"));
+            Assert.That(r.Code, Is.EqualTo(2), option);
+            Assert.That(r.Err, Does.StartWith($"sdd: {option} only shapes the samples printed during training, and --sample-every is 0 (off)"));
+        }
+        Assert.That(Directory.Exists(Path.Combine(dir, "never")), Is.False);
+    }
+
+    [Test]
     public void EvalBatchesIsHonoured()
     {
         var one = Sdd("eval", run, "--device", "cpu", "--batches", "1");
