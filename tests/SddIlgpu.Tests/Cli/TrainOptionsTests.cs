@@ -151,7 +151,7 @@ public sealed class TrainOptionsTests
     public void CheckpointEverySavesDuringTheRun()
     {
         // A run that diverges at once keeps no final checkpoint; with --checkpoint-every 1 the last good step is on disk.
-        string[] diverge = ["--lr", "1e6", "--grad-clip", "0", "--warmup", "0", "--steps", "50", "--eval-every", "0", "--sample-every", "0"];
+        string[] diverge = ["--lr", "1e6", "--grad-clip", "0", "--warmup", "0", "--steps", "50", "--eval-every", "0", "--sample-every", "1000"];
         var without = Path.Combine(dir, "diverge-plain");
         var r = CliRunner.Run(Base(without, ["--quiet", .. diverge]));
         Assert.That(r.Code, Is.EqualTo(3), "the run diverges: " + r.Out + r.Err);
