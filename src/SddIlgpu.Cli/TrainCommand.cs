@@ -197,6 +197,7 @@ public sealed class TrainCommand
             var path = CheckpointPath(resumeArg);
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var stepsArg = p.Given(steps) ? p.GetValue(steps) : (int?)null;
+            RefuseIneffective(p, stepsArg ?? state.Train.Steps, state.Train.SampleEvery);
             var end = Math.Min(stepsArg ?? state.Train.Steps, p.GetValue(stopAt) ?? int.MaxValue);
             if (end <= state.Step)
                 throw new ArgumentException(stepsArg is int s && s < state.Step
@@ -208,12 +209,14 @@ public sealed class TrainCommand
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var d = Open();
             var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world), stepsArg);
-            Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
+            if (!p.GetValue(quiet))
+                Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
         else
         {
             var presetName = p.GetValue(preset)!;
+            RefuseIneffective(p, p.GetValue(steps), p.GetValue(sampleEvery));
             var corpus = LoadData(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
             loaded(corpus);
             if (p.Given(tokenizer) && corpus.Tokenizer.Kind != p.GetValue(tokenizer))
@@ -226,9 +229,21 @@ public sealed class TrainCommand
             var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
             var d = Open();
             var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world));
-            PrintConfiguration(d, corpus, model, train, outDir, world);
+            if (!p.GetValue(quiet))
+                PrintConfiguration(d, corpus, model, train, outDir, world);
             return trainer;
         }
+    }
+
+    /// <summary>An option the run would accept and then ignore is a usage mistake: say why it has no effect.</summary>
+    void RefuseIneffective(ParseResult p, int totalSteps, int sampleEvery)
+    {
+        if (p.GetValue(stopAt) is int stop && stop >= totalSteps)
+            throw new UsageException($"--stop-at {stop} is not before the last step ({totalSteps}), so it would change nothing: give a smaller --stop-at or drop it.");
+        if (sampleEvery == 0)
+            foreach (var o in (Option[])[sampleTokens, temperature, topK])
+                if (p.Given(o))
+                    throw new UsageException($"{o.Name} only shapes the samples printed during training, and --sample-every is 0 (off): give --sample-every N or drop {o.Name}. (sdd sample has its own {o.Name.Replace("sample-", "", StringComparison.Ordinal)}.)");
     }
 
     /// <summary>A run folder means its checkpoint.safetensors (as for sample and eval).</summary>
