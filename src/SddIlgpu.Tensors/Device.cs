@@ -44,7 +44,7 @@ public sealed class Device : IDisposable
     readonly Context context;
     bool disposed;
 
-    Device(string name, BackendKind kind, Context context, Accelerator accelerator)
+    Device(string name, BackendKind kind, Context context, Accelerator accelerator, LaunchGeometry? geometry = null, LaunchRecorder? recorder = null)
     {
         Name = name;
         Kind = kind;
@@ -52,6 +52,8 @@ public sealed class Device : IDisposable
         Accelerator = accelerator;
         Stream = accelerator.DefaultStream;
         Counters = new DeviceCounters();
+        Geometry = geometry ?? LaunchGeometry.Of(accelerator);
+        Recorder = recorder;
         try
         {
             Kernels = new KernelOps(this);
@@ -86,6 +88,12 @@ public sealed class Device : IDisposable
 
     internal Accelerator Accelerator { get; }
     internal AcceleratorStream Stream { get; }
+
+    /// <summary>What launch shapes are sized from: the accelerator's own figures, or a GPU's for a launch replay.</summary>
+    internal LaunchGeometry Geometry { get; }
+
+    /// <summary>Records every launch (kernel, grid, group) when set; a dry recorder also skips running the kernels.</summary>
+    internal LaunchRecorder? Recorder { get; }
 
     /// <summary>The ILGPU version this build runs on.</summary>
     public static string IlgpuVersion =>
@@ -179,6 +187,28 @@ public sealed class Device : IDisposable
                 });
             }
         }
+    }
+
+    /// <summary>
+    /// An <c>ilgpu-cpu</c> device whose launches are sized for <paramref name="geometry"/> (e.g. an H100) and recorded
+    /// by <paramref name="recorder"/> instead of run when it is dry: ops then cost nothing, so one training step at model
+    /// sizes lists every launch the GPU would get (the kernel report). Results are meaningless on a dry device.
+    /// </summary>
+    internal static Device OpenLaunchReplay(LaunchGeometry geometry, LaunchRecorder recorder)
+    {
+        InstallNativeResolver();
+        var ctx = NewContext(b => b.CPU(IlgpuCpuDevice));
+        Accelerator acc;
+        try
+        {
+            acc = ctx.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+        }
+        catch
+        {
+            ctx.Dispose();
+            throw;
+        }
+        return new Device($"replay:{geometry.Name}", BackendKind.IlgpuCpu, ctx, acc, geometry, recorder);
     }
 
     static Device OpenCpu(BackendKind kind)
