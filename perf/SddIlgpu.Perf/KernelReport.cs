@@ -76,7 +76,7 @@ internal static class KernelReport
                 $"replayed dry with launch shapes sized for H100 ({LaunchGeometry.H100.Multiprocessors} SMs) / A100 ({LaunchGeometry.A100.Multiprocessors} SMs)");
             o.WriteLine("occupancy: theoretical, from registers, shared memory and group size against the per-SM limits (docs/kernels.md)");
             o.WriteLine();
-            o.WriteLine($"{"kernel",-44} {"regs",4} {"spill",5} {"stack",5} {"smem",6} {"group",5} {"occ H100",8} {"occ A100",8} {"launches",8} {"groups H100",12} {"groups A100",12}");
+            o.WriteLine($"{"kernel",-44} {"regs",5} {"spill",5} {"stack",5} {"smem",6} {"group",5} {"occ H100",8} {"occ A100",8} {"launches",8} {"groups H100",12} {"groups A100",12}");
             foreach (var kernel in KernelCatalog.All)
             {
                 var ptx = Path.Combine(work.FullName, KernelCatalog.Name(kernel) + ".ptx");
@@ -87,13 +87,14 @@ internal static class KernelReport
                 var l80 = a100.Where(l => l.Kernel == kernel.Name).ToList();
                 var group = l90.Count > 0 ? l90.Max(l => l.GroupSize) : 0;
                 var spill = Math.Max(r90.SpillStores + r90.SpillLoads, r80.SpillStores + r80.SpillLoads);
-                o.WriteLine($"{KernelCatalog.Name(kernel),-44} {r90.Registers,4} {spill,5} {Math.Max(r90.Stack, r80.Stack),5} {r90.Shared,6} " +
+                var regs = r80.Registers == r90.Registers ? $"{r90.Registers}" : $"{r90.Registers}/{r80.Registers}";
+                o.WriteLine($"{KernelCatalog.Name(kernel),-44} {regs,5} {spill,5} {Math.Max(r90.Stack, r80.Stack),5} {r90.Shared,6} " +
                     $"{(group == 0 ? "-" : group.ToString(CultureInfo.InvariantCulture)),5} " +
                     $"{Occ(SmLimits.Sm90, r90, group),8} {Occ(SmLimits.Sm80, r80, group),8} {l90.Count,8} {Groups(l90),12} {Groups(l80),12}");
             }
             o.WriteLine();
-            o.WriteLine("regs/smem: sm_90 (sm_80 agrees unless noted by ptxas); spill = spill stores + loads in bytes, worst of the two; '-': not launched in a training step.");
-            o.WriteLine("groups: per launch, min–max over the step's launches of that kernel.");
+            o.WriteLine("regs: sm_90, or sm_90/sm_80 where they differ; smem: sm_90, bytes; spill = spill stores + loads in bytes, worst of the two; '-': not launched in a training step.");
+            o.WriteLine($"groups: per launch, min–max over the step's launches of that kernel; {h100.Count} launches in the step (the device's own launch counter agrees).");
             if (nvdisasm is null)
             {
                 o.WriteLine("(nvdisasm not found: no instruction mix)");
@@ -153,7 +154,11 @@ internal static class KernelReport
         }
         Step();
         recorder.Clear();
+        var before = device.Counters.Snapshot();
         Step();
+        var counted = (device.Counters.Snapshot() - before).Launches;
+        if (counted != recorder.Launches.Count)
+            throw new InvalidOperationException($"The replay recorded {recorder.Launches.Count} launches but the device counted {counted}: a kernel is launched without going through KernelInfra.Load.");
         return [.. recorder.Launches];
     }
 
