@@ -1,4 +1,6 @@
 // `sdd sample`, `sdd eval` and `sdd plot`: use a finished (or running) training run.
+using System.Text;
+using System.Text.Unicode;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
@@ -34,14 +36,31 @@ public static class SampleCommands
         var a = CliArgs.Parse(argv, SampleFlags, maxPositional: 1);
         var path = Checkpoint(a);
         var state = Training.Checkpoints.Checkpoint.ReadState(path);
-        var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+        var (tokenizer, startToken) = TokenizerJson.Read(state.TokenizerJson);
         using var device = Device.Open(a.String("device", "auto"));
         using var weights = new ModelWeights(device, state.Model);
         Training.Checkpoints.Checkpoint.Load(path, weights, null);
         using var sampler = new TextSampler(weights);
-        Console.WriteLine(sampler.Generate(tokenizer, a.String("prompt", ""), a.Int("tokens", 300),
-            a.Double("temperature") ?? 0.8, a.Int("top-k", 40), a.ULong("seed") ?? 1));
+        var prompt = a.String("prompt", "");
+        var ids = sampler.Continue(tokenizer, prompt, a.Int("tokens", 300),
+            a.Double("temperature") ?? 0.8, a.Int("top-k", 40), a.ULong("seed") ?? 1, startToken);
+        WriteSample([.. Encoding.UTF8.GetBytes(prompt), .. tokenizer.DecodeBytes(ids)]);
         return 0;
+    }
+
+    // A sample is the exact bytes its tokens stand for: written as text when they are UTF-8, as raw bytes when
+    // they are not (a byte-level model of a Latin-1 file, a sample cut inside a character).
+    static void WriteSample(byte[] bytes)
+    {
+        if (Utf8.IsValid(bytes))
+        {
+            Console.WriteLine(Encoding.UTF8.GetString(bytes));
+            return;
+        }
+        Console.Out.Flush();
+        using var stdout = Console.OpenStandardOutput();
+        stdout.Write(bytes);
+        stdout.Write("\n"u8);
     }
 
     public static int Eval(IReadOnlyList<string> argv)

@@ -142,10 +142,15 @@ public static class TrainCommand
         OnStep = quiet ? null : Progress.Print,
     };
 
-    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
-        data is null
+    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
+    {
+        var corpus = data is null
             ? TextCorpus.FromText(GeneratedCorpus.Generate(), GeneratedCorpus.Name, tokenizerKind, null, tokenizer)
             : TextCorpus.Load(data, tokenizerKind, cacheDir, tokenizer);
+        if (corpus.CacheWarning is { } warning)
+            Console.Error.WriteLine($"sdd: warning: {warning}");
+        return corpus;
+    }
 
     internal static ModelConfig ResolveModel(CliArgs a, string preset, int vocab)
     {

@@ -187,8 +187,7 @@ public sealed class Trainer : IDisposable
         for (var micro = 0; micro < train.GradAccum; micro++)
         {
             trainBatches.Next(hostTokens, hostTargets);
-            model.Tokens.Upload(hostTokens);
-            model.Targets.Upload(hostTargets);
+            model.Upload(hostTokens, hostTargets);
             model.ForwardLoss(scale);
             model.Backward();
             ops.Elementwise.Axpy(1f / train.GradAccum, model.Loss, stepLoss);
@@ -211,8 +210,7 @@ public sealed class Trainer : IDisposable
         for (var i = 0; i < train.EvalBatches; i++)
         {
             valBatches.Next(hostTokens, hostTargets);
-            model.Tokens.Upload(hostTokens);
-            model.Targets.Upload(hostTargets);
+            model.Upload(hostTokens, hostTargets);
             model.ForwardLoss(0f);
             ops.Elementwise.Axpy(1f / train.EvalBatches, model.Loss, evalLoss);
         }
@@ -225,14 +223,14 @@ public sealed class Trainer : IDisposable
     public string Sample(string prompt, int tokens, ulong seed)
     {
         sampler ??= new TextSampler(weights);
-        return sampler.Generate(corpus.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed);
+        return sampler.Generate(corpus.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed, corpus.StartToken);
     }
 
     /// <summary>Writes the checkpoint (atomically) and returns its path.</summary>
     public string SaveCheckpoint()
     {
         var state = new CheckpointState(ModelConfig, train, step, trainBatches.Position, optimizer.StepCount,
-            corpus.Tokenizer.ToJson(), corpus.Source);
+            TokenizerJson.Write(corpus.Tokenizer, corpus.StartToken), corpus.Source);
         Checkpoint.Save(CheckpointPath, weights, optimizer, state);
         return CheckpointPath;
     }
