@@ -57,6 +57,8 @@ internal static class TokenCache
             return "was written for another tokenizer";
         if (!h[56..88].SequenceEqual(id.SourceHash))
             return "was written for another text";
+        if (h[120..HeaderBytes].ContainsAnyExcept((byte)0))
+            return "has a non-zero reserved header field (corrupt)";
         var count = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);
         var data = h[HeaderBytes..];
         if (count < 0 || count > int.MaxValue || data.Length != count * sizeof(int))

@@ -64,7 +64,7 @@ public static class TokenizerJson
                 "char" => ReadChar(root),
                 "byte" => new ByteTokenizer(),
                 "gpt2" => new Gpt2Tokenizer(),
-                _ => throw new InvalidDataException($"Unknown tokenizer kind '{kind}'; this sdd knows {string.Join(", ", Tokenizers.Kinds)}."),
+                _ => throw new InvalidDataException($"The tokenizer kind '{kind}' is unknown; this sdd knows {string.Join(", ", Tokenizers.Kinds)}."),
             };
             int? start = null;
             if (root.TryGetProperty("start_token", out var s))
@@ -113,7 +113,7 @@ public static class TokenizerJson
         {
             if (char.IsSurrogate(c) || !seen.Add(c))
                 throw new InvalidDataException(
-                    "This checkpoint's character vocabulary was written by an older sdd that split characters outside the Basic Multilingual Plane " +
+                    "This checkpoint's character tokenizer was written by an older sdd that split characters outside the Basic Multilingual Plane " +
                     $"(such as emoji) into UTF-16 halves and lost them ({(char.IsSurrogate(c) ? $"it holds the lone half U+{(int)c:X4}" : $"{Tokenizers.Name(new Rune(c))} is stored twice")}): " +
                     "it cannot be restored. Train the model again with this sdd.");
             runes.Add(new Rune(c));

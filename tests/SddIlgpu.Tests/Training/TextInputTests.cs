@@ -168,7 +168,7 @@ public sealed class TextInputTests
         Assert.That(() => Tokenizers.FromJson("{\"kind\":\"byte\",\"start_token\":256}"),
             Throws.TypeOf<InvalidDataException>().With.Message.Contains("'start_token'"));
         Assert.That(() => Tokenizers.FromJson("{\"kind\":\"char\",\"code_po"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("malformed"));
-        Assert.That(() => Tokenizers.FromJson("{\"kind\":\"bpe\"}"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("'bpe'"));
+        Assert.That(() => Tokenizers.FromJson("{\"kind\":\"bpe\"}"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("kind 'bpe' is unknown"));
     }
 
     [Test]

@@ -112,4 +112,78 @@ public sealed class TokenizerPropertyTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    /// <summary>A mutated cache file is either valid or re-encoded: the corpus is always the right one, nothing escapes.</summary>
+    [Test]
+    public void AMutatedTokenCacheNeverGivesAWrongCorpus()
+    {
+        var dir = Directory.CreateTempSubdirectory("sdd-mut-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "t.txt");
+            File.WriteAllText(path, "the 😀 robot 🤖 and the cat\r\n" + SddIlgpu.Training.Data.GeneratedCorpus.Generate(2_000));
+            var cache = Path.Combine(dir, "cache");
+            var first = TextCorpus.Load(path, "char", cache);
+            var pristine = File.ReadAllBytes(first.CachePath!);
+            var edit = Gen.Select(Gen.Int[0, pristine.Length - 1], Gen.Byte, Gen.Int[0, 3]);
+            edit.Sample((at, value, how) =>
+            {
+                var bytes = how switch
+                {
+                    0 => pristine[..at],
+                    1 => [.. pristine, value],
+                    _ => [.. pristine],
+                };
+                if (how >= 2)
+                    bytes[at] = bytes[at] == value ? (byte)~value : value;
+                File.WriteAllBytes(first.CachePath!, bytes);
+                var again = TextCorpus.Load(path, "char", cache);
+                Assert.That(again.Tokens, Is.EqualTo(first.Tokens));
+                Assert.That(again.FromCache, Is.False);
+                Assert.That(again.CacheWarning, Is.Not.Null);
+            }, iter: 100, threads: 1);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>A mutated tokenizer JSON either reads or is an InvalidDataException naming the problem.</summary>
+    [Test]
+    public void AMutatedTokenizerJsonIsReadOrRefusedClearly()
+    {
+        string[] valid =
+        [
+            TokenizerJson.Write(CharTokenizer.FromCorpus("ab\n😀🤖é"), 2),
+            TokenizerJson.Write(new ByteTokenizer(), 10),
+            TokenizerJson.Write(new Gpt2Tokenizer()),
+            "{\"kind\":\"char\",\"chars\":\"\\n ab\"}",
+        ];
+        const string alphabet = "{}[]\":,0123456789-.eE\\u ackhrs_tnbyFD8";
+        var edit = Gen.Select(Gen.Int[0, valid.Length - 1], Gen.Select(Gen.Int[0, 1000], Gen.Int[0, 2], Gen.Char[alphabet]).Array[1, 4]);
+        edit.Sample((which, edits) =>
+        {
+            var json = new StringBuilder(valid[which]);
+            foreach (var (at, how, c) in edits)
+            {
+                var i = at % (json.Length + 1);
+                if (how == 0 && i < json.Length)
+                    json.Remove(i, 1);
+                else if (how == 1)
+                    json.Insert(i, c);
+                else if (i < json.Length)
+                    json[i] = c;
+            }
+            try
+            {
+                var (tokenizer, start) = TokenizerJson.Read(json.ToString());
+                Assert.That(start is null || (uint)start < (uint)tokenizer.VocabSize, Is.True);
+            }
+            catch (InvalidDataException e)
+            {
+                Assert.That(e.Message, Does.Contain("tokenizer").And.Not.Contain("\n"), "one line naming the problem");
+            }
+        }, iter: 2000);
+    }
 }
