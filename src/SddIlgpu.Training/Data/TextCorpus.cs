@@ -97,7 +97,7 @@ public sealed class TextCorpus
     static TextCorpus Build(string source, string name, byte[] content, string? text, string kind, string? cacheDir, ITokenizer? tokenizer)
     {
         tokenizer ??= CreateTokenizer(kind, text, name);
-        var identity = new TokenCache.Identity(SHA256.HashData(content),
+        var identity = cacheDir is null ? default : new TokenCache.Identity(SHA256.HashData(content),
             SHA256.HashData(Encoding.UTF8.GetBytes(TokenizerJson.Write(tokenizer))), tokenizer.VocabSize);
         string? cachePath = null, warning = null;
         if (cacheDir is not null)
