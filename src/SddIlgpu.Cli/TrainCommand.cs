@@ -276,10 +276,15 @@ public sealed class TrainCommand
         return prepared;
     }
 
-    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
-        data is null
+    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
+    {
+        var corpus = data is null
             ? TextCorpus.FromText(GeneratedCorpus.Generate(), GeneratedCorpus.Name, tokenizerKind, null, tokenizer)
             : TextCorpus.Load(data, tokenizerKind, cacheDir, tokenizer);
+        if (corpus.CacheWarning is { } warning)
+            Console.Error.WriteLine($"sdd: warning: {warning}");
+        return corpus;
+    }
 
     ModelConfig ResolveModel(ParseResult p, int vocab)
     {
