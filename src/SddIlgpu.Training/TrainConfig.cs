@@ -1,6 +1,7 @@
 // The training configuration: an immutable record with a Validate() that names the rule and the fix.
 // Every property maps one-to-one to an `sdd train` flag (see the CLI).
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace SddIlgpu.Training;
 
@@ -67,10 +68,41 @@ public sealed record TrainConfig
         Require(Data.Tokenizers.Kinds.Contains(Tokenizer), $"--tokenizer must be one of {string.Join(", ", Data.Tokenizers.Kinds)}; got '{Tokenizer}'.");
     }
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    /// <summary>The configuration as JSON with snake_case keys (steps, grad_accum, lr, ...), through source-generated System.Text.Json.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, TrainConfigJsonContext.Default.TrainConfig);
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    /// <summary>Parses <see cref="ToJson"/>; a key left out keeps its default. Does not <see cref="Validate"/>.</summary>
+    /// <exception cref="ArgumentException">Not JSON, an unknown key, or a value of the wrong type; the message names the key.</exception>
+    public static TrainConfig FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            using (JsonDocument.Parse(json))
+            {
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"Training config is not valid JSON: {e.Message}", e);
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(json, TrainConfigJsonContext.Default.TrainConfig)
+                ?? throw new ArgumentException("Training config JSON must be an object; got null.");
+        }
+        catch (JsonException e)
+        {
+            var key = e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+            throw new ArgumentException(key is null ? "Training config JSON must be an object of known keys: " + OneLine(e.Message)
+                : $"Training config key '{key}' has a value of the wrong type or range, or is unknown: {OneLine(e.Message)}", e);
+        }
+    }
 
-    public static TrainConfig FromJson(string json) =>
-        JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new InvalidDataException("Empty training configuration.");
+    static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(TrainConfig))]
+internal sealed partial class TrainConfigJsonContext : JsonSerializerContext;

@@ -2,6 +2,7 @@
 // GPT-2 BPE through Microsoft.ML.Tokenizers. Each serialises to JSON so a checkpoint carries its tokenizer.
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.ML.Tokenizers;
 
 namespace SddIlgpu.Training.Data;
@@ -32,20 +33,40 @@ public static class Tokenizers
         _ => throw new ArgumentException($"Unknown tokenizer '{kind}'. Use one of: {string.Join(", ", Kinds)}."),
     };
 
+    /// <summary>Rebuilds a tokenizer from its <see cref="ITokenizer.ToJson"/> form (as stored in a checkpoint).</summary>
+    /// <exception cref="InvalidDataException">Not JSON, an unknown kind or key, or a missing or empty vocabulary; the message names the field.</exception>
     public static ITokenizer FromJson(string json)
     {
-        using var doc = JsonDocument.Parse(json);
-        var kind = doc.RootElement.GetProperty("kind").GetString();
-        return kind switch
+        ArgumentNullException.ThrowIfNull(json);
+        TokenizerJson dto;
+        try
         {
-            "char" => new CharTokenizer(doc.RootElement.GetProperty("chars").GetString()
-                ?? throw new InvalidDataException("char tokenizer without 'chars'.")),
+            dto = JsonSerializer.Deserialize(json, TokenizerJsonContext.Default.TokenizerJson)
+                ?? throw new InvalidDataException("Tokenizer JSON is null; expected an object with 'kind'.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Tokenizer JSON is invalid ({e.Message.ReplaceLineEndings(" ")}).", e);
+        }
+        return dto.Kind switch
+        {
+            "char" when dto.Chars is { Length: > 0 } chars => new CharTokenizer(chars),
+            "char" => throw new InvalidDataException("Tokenizer JSON of kind 'char' lacks its vocabulary 'chars' (a non-empty string)."),
             "byte" => new ByteTokenizer(),
             "gpt2" => new Gpt2Tokenizer(),
-            _ => throw new InvalidDataException($"Unknown tokenizer kind '{kind}' in checkpoint."),
+            null => throw new InvalidDataException("Tokenizer JSON lacks 'kind'."),
+            _ => throw new InvalidDataException($"Unknown tokenizer kind '{dto.Kind}'; this sdd knows {string.Join(", ", Kinds)}."),
         };
     }
 }
+
+/// <summary>The JSON form of a tokenizer: its kind and, for "char", its characters in id order.</summary>
+internal sealed record TokenizerJson(string? Kind, string? Chars = null);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(TokenizerJson))]
+internal sealed partial class TokenizerJsonContext : JsonSerializerContext;
 
 /// <summary>One token per distinct character of the corpus, in ordinal order.</summary>
 public sealed class CharTokenizer : ITokenizer
@@ -89,7 +110,7 @@ public sealed class CharTokenizer : ITokenizer
         return sb.ToString();
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind, chars });
+    public string ToJson() => JsonSerializer.Serialize(new TokenizerJson(Kind, chars), TokenizerJsonContext.Default.TokenizerJson);
 }
 
 /// <summary>UTF-8 bytes as tokens (vocabulary 256).</summary>
@@ -107,7 +128,7 @@ public sealed class ByteTokenizer : ITokenizer
         return Encoding.UTF8.GetString(bytes);
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind });
+    public string ToJson() => JsonSerializer.Serialize(new TokenizerJson(Kind), TokenizerJsonContext.Default.TokenizerJson);
 }
 
 /// <summary>GPT-2's byte-pair encoding (50,257 tokens) from Microsoft.ML.Tokenizers' bundled data.</summary>
@@ -119,5 +140,5 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public int VocabSize => 50257;
     public int[] Encode(string text) => [.. Shared.Value.EncodeToIds(text)];
     public string Decode(ReadOnlySpan<int> ids) => Shared.Value.Decode(ids.ToArray()) ?? "";
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind });
+    public string ToJson() => JsonSerializer.Serialize(new TokenizerJson(Kind), TokenizerJsonContext.Default.TokenizerJson);
 }
