@@ -123,6 +123,29 @@ public sealed class CheckpointFormatTests
         Assert.That(Refused(path), Does.Contain("is corrupt"));
     }
 
+    /// <summary>The cases through the tool: one line on stderr, exit 1, no stack trace.</summary>
+    [Test]
+    public void TheToolPrintsOneLineAndExitsOne()
+    {
+        var edited = Edit(m => m["step"] = "-5", resign: false);
+        var forged = Edit(m => m["model_config"] = m["model_config"].Replace("\"d_model\":8", "\"d_model\":\"x\"", StringComparison.Ordinal), resign: true);
+        var header = Path.Combine(dir, "dtype.safetensors");
+        var bytes = SmallCheckpoint.Bytes.ToArray();
+        var at = bytes.AsSpan().IndexOf("\"dtype\":\"F32\""u8);
+        "\"dtype\":5    "u8.CopyTo(bytes.AsSpan(at));
+        File.WriteAllBytes(header, bytes);
+        foreach (var (path, expected) in new[] { (edited, "is corrupt"), (forged, "metadata field 'model_config' is invalid"), (header, "dtype must be a string") })
+        {
+            var resume = SddIlgpu.Tests.Cli.CliRunner.Run("train", "--resume", path, "--device", "cpu", "--steps", "3", "--quiet", "--out", Path.Combine(dir, "out"));
+            var sample = SddIlgpu.Tests.Cli.CliRunner.Run("sample", path, "--device", "cpu", "--tokens", "3");
+            foreach (var r in new[] { resume, sample })
+            {
+                Assert.That(r.Code, Is.EqualTo(1), r.Err);
+                Assert.That(r.Err.TrimEnd(), Does.StartWith("sdd: Checkpoint").And.Contain(expected).And.Not.Contain('\n'));
+            }
+        }
+    }
+
     [Test]
     public void AnUnreadableFileIsOneCheckpointException()
     {
