@@ -1,6 +1,7 @@
 // Safetensors files (F32 only): 8-byte little-endian header length, a JSON header mapping names to dtype,
 // shape and data_offsets plus "__metadata__" strings, then raw little-endian data. The Hugging Face format,
-// so weights move between SddIlgpu and PyTorch; the reference script writes its fixtures this way.
+// so weights move between SddIlgpu and PyTorch; the reference script writes its fixtures this way. The one
+// reader checks every rule of the format (as Hugging Face's Rust reader does) before any value is used.
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
