@@ -61,7 +61,7 @@ public sealed record TrainConfig
         Require(GradClip >= 0, $"--grad-clip must be zero (off) or positive; got {GradClip}.");
         Require(EvalEvery >= 0 && EvalBatches > 0, $"--eval-every must be ≥ 0 and --eval-batches > 0; got {EvalEvery} and {EvalBatches}.");
         Require(SampleEvery >= 0 && SampleTokens > 0, $"--sample-every must be ≥ 0 and --sample-tokens > 0; got {SampleEvery} and {SampleTokens}.");
-        Require(Temperature > 0, $"--temperature must be positive; got {Temperature}.");
+        Require(Temperature >= 0 && double.IsFinite(Temperature), $"--temperature must be 0 (greedy) or a positive finite number; got {Temperature}.");
         Require(TopK >= 0, $"--top-k must be zero (off) or positive; got {TopK}.");
         Require(CheckpointEvery >= 0, $"--checkpoint-every must be zero (only at the end) or positive; got {CheckpointEvery}.");
         Require(LogEvery > 0, $"--log-every must be positive; got {LogEvery}.");
