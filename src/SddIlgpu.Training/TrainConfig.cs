@@ -71,15 +71,22 @@ public sealed record TrainConfig
     /// <summary>The configuration as JSON with snake_case keys (steps, grad_accum, lr, ...), through source-generated System.Text.Json.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, TrainConfigJsonContext.Default.TrainConfig);
 
-    /// <summary>Parses <see cref="ToJson"/>; a key left out keeps its default. Does not <see cref="Validate"/>.</summary>
-    /// <exception cref="ArgumentException">Not JSON, an unknown key, or a value of the wrong type; the message names the key.</exception>
-    public static TrainConfig FromJson(string json)
+    /// <summary>
+    /// Parses <see cref="ToJson"/>; a key left out keeps its default unless <paramref name="requireEveryKey"/> (as for a
+    /// checkpoint, whose writer gives every key). Does not <see cref="Validate"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not JSON, an unknown or missing key, or a value of the wrong type; the message names the key.</exception>
+    public static TrainConfig FromJson(string json, bool requireEveryKey = false)
     {
         ArgumentNullException.ThrowIfNull(json);
         try
         {
-            using (JsonDocument.Parse(json))
+            using var doc = JsonDocument.Parse(json);
+            if (requireEveryKey && doc.RootElement.ValueKind == JsonValueKind.Object)
             {
+                var given = doc.RootElement.EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+                if (Keys.Value.FirstOrDefault(k => !given.Contains(k)) is { } missing)
+                    throw new ArgumentException($"Training config JSON lacks '{missing}'.");
             }
         }
         catch (JsonException e)
@@ -100,6 +107,13 @@ public sealed record TrainConfig
     }
 
     static string OneLine(string s) => s.ReplaceLineEndings(" ");
+
+    /// <summary>Every key of the JSON form, in writing order.</summary>
+    static readonly Lazy<string[]> Keys = new(() =>
+    {
+        using var doc = JsonDocument.Parse(new TrainConfig().ToJson());
+        return [.. doc.RootElement.EnumerateObject().Select(p => p.Name)];
+    });
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,

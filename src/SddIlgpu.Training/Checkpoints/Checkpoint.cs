@@ -132,7 +132,7 @@ public static class Checkpoint
         var model = meta.Parse("model_config", ModelConfig.FromJson);
         var train = meta.Parse("train_config", json =>
         {
-            var t = TrainConfig.FromJson(json);
+            var t = TrainConfig.FromJson(json, requireEveryKey: true);
             t.Validate();
             return t;
         });

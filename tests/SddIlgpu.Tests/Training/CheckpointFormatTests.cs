@@ -87,7 +87,8 @@ public sealed class CheckpointFormatTests
     [TestCase("\"lr\":0.003", "\"lr\":-1", "'train_config' is invalid: --lr must be a positive number; got -1")]
     [TestCase("\"lr\":0.003", "\"lr\":\"x\"", "Training config key 'lr'")]
     [TestCase("\"steps\":6", "\"steps\":-5", "--steps must be positive")]
-    [TestCase("\"steps\":6", "\"stepz\":6", "'stepz'")]
+    [TestCase("\"steps\":6", "\"steps\":6,\"stepz\":6", "'stepz'")]
+    [TestCase("\"lr\":0.003,", "", "Training config JSON lacks 'lr'")]
     public void AForgedTrainConfigIsNamed(string from, string to, string expected)
     {
         Assert.That(SmallCheckpoint.Metadata["train_config"], Does.Contain(from));

@@ -87,6 +87,7 @@ public sealed class MutationTests
             Func<byte[], Random, byte[]>[] mutators = [.. Bytes.All, .. target.Mutators, .. target.Mutators];
             int accepted = 0, refused = 0;
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
             for (var i = 0; i < iterations && failures.Count < 20; i++)
             {
                 var pick = rng.Next(mutators.Length);
@@ -107,7 +108,7 @@ public sealed class MutationTests
                     failures.Add($"{target.Name} #{i} (mutator {mutators[pick].Method.Name}): {e.GetType().Name}: {e.Message}");
                 }
             }
-            TestContext.Out.WriteLine($"{target.Name}: {iterations} mutations, {accepted} accepted, {refused} refused with {target.Expected.Name} ({clock.Elapsed.TotalSeconds:F1} s)");
+            TestContext.Out.WriteLine($"{target.Name}: {iterations} mutations, {accepted} accepted, {refused} refused with {target.Expected.Name} ({clock.Elapsed.TotalSeconds:F1} s, {(System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F1} s CPU)");
             Assert.That(refused, Is.GreaterThan(iterations / 2), $"{target.Name}: most mutations must be refused");
         }
         Assert.That(failures, Is.Empty, "inputs that escaped as another exception or a multi-line message");
