@@ -1,5 +1,6 @@
 // `sdd train`: resolves the model and training configurations from a preset and options (one option per record
-// property, its default the preset's value), prints them, and runs the trainer with a progress line.
+// property, its default the preset's value), prints them, and runs the trainer with a progress line. Under
+// mpirun every rank runs this; only rank 0 prints, and a rank that fails aborts the job (docs/distributed.md).
 // Adding a training option: declare it below beside its kind, add it to the list in the constructor, read it in
 // ResolveModel / ResolveTrain / Options, and say in ResumeMay whether a resumed run accepts it.
 using System.CommandLine;
@@ -9,6 +10,7 @@ using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
+using SddIlgpu.Training.Distributed;
 using static SddIlgpu.Cli.CliOptions;
 
 namespace SddIlgpu.Cli;
@@ -109,13 +111,47 @@ public sealed class TrainCommand
 
     int Run(ParseResult p)
     {
+        ICollective world;
+        try
+        {
+            world = Collective.FromEnvironment();
+        }
+        catch (MpiException e)
+        {
+            Console.Error.WriteLine($"sdd: {e.Message}");
+            return 1;
+        }
+        using (world)
+        {
+            if (world.Size == 1)
+                return Run(p, world);
+            if (world.Rank != 0)
+                Console.SetOut(TextWriter.Null);
+            try
+            {
+                return Run(p, world);
+            }
+            catch (Exception e)
+            {
+                var what = e is UsageException or ArgumentException or IOException or DataException or DeviceNotFoundException
+                    or Training.Checkpoints.CheckpointException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                Console.Error.WriteLine($"sdd: rank {world.Rank} of {world.Size} failed, stopping every rank: {what}");
+                world.Abort(e is UsageException ? 2 : 1);
+                return 1;
+            }
+        }
+    }
+
+    int Run(ParseResult p, ICollective world)
+    {
         var deviceName = p.GetValue(device)!;
         Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
+        deviceName = Collective.DeviceName(deviceName, world);
         Device? opened = null;
         Trainer trainer;
         try
         {
-            trainer = Start(p, deviceName, d => opened = d);
+            trainer = Start(p, deviceName, world, d => opened = d);
         }
         catch
         {
@@ -141,7 +177,7 @@ public sealed class TrainCommand
     }
 
     /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
-    Trainer Start(ParseResult p, string deviceName, Action<Device> opened)
+    Trainer Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened)
     {
         var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
         Device Open()
@@ -166,7 +202,7 @@ public sealed class TrainCommand
             var corpus = LoadCorpus(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var d = Open();
-            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p), stepsArg);
+            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world), stepsArg);
             Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
@@ -181,8 +217,8 @@ public sealed class TrainCommand
             corpus.EnsureLongEnough(model.SeqLen);
             var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
             var d = Open();
-            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p));
-            PrintConfiguration(d, corpus, model, train, outDir);
+            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world));
+            PrintConfiguration(d, corpus, model, train, outDir, world);
             return trainer;
         }
     }
@@ -191,8 +227,9 @@ public sealed class TrainCommand
     internal static string CheckpointPath(string fileOrFolder) =>
         Directory.Exists(fileOrFolder) ? Path.Combine(fileOrFolder, Trainer.CheckpointFile) : fileOrFolder;
 
-    TrainerOptions Options(ParseResult p) => new()
+    TrainerOptions Options(ParseResult p, ICollective world) => new()
     {
+        Collective = world,
         StopAtStep = p.GetValue(stopAt),
         OnStep = p.GetValue(quiet) ? null : Progress.Print,
     };
@@ -247,14 +284,14 @@ public sealed class TrainCommand
         LogEvery = p.GetValue(logEvery),
     };
 
-    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir)
+    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir, ICollective world)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"device     {device}");
+        Console.WriteLine(world.Size == 1 ? $"device     {device}" : $"device     {device} on rank 0 of {world.Size} MPI processes");
         Console.WriteLine($"data       {corpus.Source}: {corpus.Tokens.Length:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.FromCache ? ", from cache" : "")}");
         Console.WriteLine($"model      {m.ToJson()}");
         Console.WriteLine($"training   {t.ToJson()}");
         Console.WriteLine($"output     {Path.GetFullPath(outDir)}");
-        Console.WriteLine(string.Create(inv, $"tokens/step {t.Batch * m.SeqLen * t.GradAccum}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
+        Console.WriteLine(string.Create(inv, $"tokens/step {t.Batch * m.SeqLen * t.GradAccum * world.Size}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
     }
 }

@@ -1,4 +1,5 @@
 // What a training run is told (options) and what it reports (progress, result).
+using SddIlgpu.Training.Distributed;
 using SddIlgpu.Training.Metrics;
 
 namespace SddIlgpu.Training;
@@ -17,6 +18,12 @@ public sealed record TrainerOptions
 
     /// <summary>Stop as soon as the loss is NaN or infinite.</summary>
     public bool StopOnDivergence { get; init; } = true;
+
+    /// <summary>
+    /// The data-parallel group this process trains in (null: alone). Every rank runs the same trainer; only
+    /// rank 0 calls <see cref="OnStep"/> and writes files.
+    /// </summary>
+    public ICollective? Collective { get; init; }
 }
 
 /// <summary>Where the run is: for the progress line (ETA).</summary>

@@ -1,7 +1,7 @@
 // A checkpoint is one safetensors file: the weights under their spec §4 names (so PyTorch's
 // safetensors.torch.load_file gives a state dict), the AdamW moments as optim.m.* / optim.v.*, and in the
 // metadata the format version, both configurations, the step, the data-loader position, the RNG seed, the
-// tokenizer and a SHA-256 over all other metadata and all tensors (names, shapes, data). It is written to a
+// tokenizer, the world size and a SHA-256 over all other metadata and all tensors (names, shapes, data). It is written to a
 // temporary file and renamed. Reading trusts nothing: every field is parsed by a typed reader that names it.
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -13,9 +13,13 @@ using SddIlgpu.Training.Data;
 
 namespace SddIlgpu.Training.Checkpoints;
 
-/// <summary>Everything a checkpoint records besides the tensors.</summary>
+/// <summary>
+/// Everything a checkpoint records besides the tensors. WorldSize is the number of data-parallel processes
+/// that wrote it (1 without MPI).
+/// </summary>
 public sealed record CheckpointState(
-    ModelConfig Model, TrainConfig Train, int Step, long TrainPosition, int AdamStep, string TokenizerJson, string DataSource);
+    ModelConfig Model, TrainConfig Train, int Step, long TrainPosition, int AdamStep, string TokenizerJson, string DataSource,
+    int WorldSize = 1);
 
 /// <summary>A checkpoint that cannot be used: the one-line message says what is wrong and what to do.</summary>
 public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message.ReplaceLineEndings(" "), inner);
@@ -58,6 +62,7 @@ public static class Checkpoint
             ["seed"] = state.Train.Seed.ToString(CultureInfo.InvariantCulture),
             ["tokenizer"] = state.TokenizerJson,
             ["data_source"] = state.DataSource,
+            ["world_size"] = state.WorldSize.ToString(CultureInfo.InvariantCulture),
         };
         meta["sha256"] = Checksum(meta, tensors);
         Safetensors.Write(path, tensors, meta);
@@ -148,8 +153,9 @@ public static class Checkpoint
         if (tokenizer.VocabSize != model.Vocab)
             throw meta.Bad("tokenizer", $"has {tokenizer.VocabSize} tokens but model_config says vocab {model.Vocab}");
         var dataSource = meta.String("data_source");
+        var worldSize = meta.Int("world_size", 1);
         CheckTensors(path, model, file.Tensors);
-        return (new CheckpointState(model, train, step, trainPosition, adamStep, tokenizerJson, dataSource), file.Tensors);
+        return (new CheckpointState(model, train, step, trainPosition, adamStep, tokenizerJson, dataSource, worldSize), file.Tensors);
     }
 
     /// <summary>Every parameter, m and v tensor of the model is present with its exact shape, and nothing else (before anything is allocated).</summary>

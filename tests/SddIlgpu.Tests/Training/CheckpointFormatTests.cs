@@ -63,6 +63,7 @@ public sealed class CheckpointFormatTests
     [TestCase("format_version", "x", "metadata field 'format_version' must be an integer")]
     [TestCase("seed", "-1", "metadata field 'seed' is invalid: must be an integer between 0 and 18446744073709551615")]
     [TestCase("seed", "8", "metadata field 'seed' is 8 but train_config says 7")]
+    [TestCase("world_size", "0", "metadata field 'world_size' must be an integer from 1 to 2147483647; got \"0\"")]
     public void AnEditedNumberIsCorruptAndAForgedOneIsNamed(string key, string value, string forged)
     {
         if (key != "format_version")
