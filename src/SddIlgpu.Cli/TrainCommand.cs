@@ -10,6 +10,7 @@ using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
+using SddIlgpu.Training.Data.Prepare;
 using SddIlgpu.Training.Distributed;
 using static SddIlgpu.Cli.CliOptions;
 
@@ -21,7 +22,7 @@ public sealed class TrainCommand
 
     // The run
     readonly Option<string> preset = Choice("--preset", "model preset; the defaults of the model and training options below come from it", DefaultPreset, ModelConfig.PresetNames);
-    readonly Option<string?> data = Text("--data", "UTF-8 text file to train on (default: the built-in generated fables)", "FILE");
+    readonly Option<string?> data = Text("--data", "what to train on: a UTF-8 text file, a folder made by `sdd prepare`, a folder of llm.c shards, or a glob of shard files (default: the built-in generated fables)", "PATH");
     readonly Option<string?> output = Text("--out", "output folder: checkpoint, log.jsonl, loss.png (default: runs/PRESET)", "DIR");
     readonly Option<string?> resume = Text("--resume", "continue a run: its folder or its checkpoint.safetensors (the checkpoint's configuration is used)", "RUN");
     readonly Option<string> device = CliOptions.DeviceOption();
@@ -148,16 +149,19 @@ public sealed class TrainCommand
         Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
         deviceName = Collective.DeviceName(deviceName, world);
         Device? opened = null;
+        TrainingData? loaded = null;
         Trainer trainer;
         try
         {
-            trainer = Start(p, deviceName, world, d => opened = d);
+            trainer = Start(p, deviceName, world, d => opened = d, d => loaded = d);
         }
         catch
         {
             opened?.Dispose();
+            loaded?.Dispose();
             throw;
         }
+        using (loaded)
         using (opened)
         using (trainer)
         {
@@ -177,7 +181,7 @@ public sealed class TrainCommand
     }
 
     /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
-    Trainer Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened)
+    Trainer Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded)
     {
         var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
         Device Open()
@@ -199,7 +203,8 @@ public sealed class TrainCommand
                     ? $"--steps {s} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}."
                     : $"Nothing to train: the checkpoint is at step {state.Step} and the run would stop at step {end}. Give --steps (and --stop-at) above {state.Step}.");
             var tok = Tokenizers.FromJson(state.TokenizerJson);
-            var corpus = LoadCorpus(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
+            var corpus = LoadData(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
+            loaded(corpus);
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var d = Open();
             var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world), stepsArg);
@@ -209,9 +214,12 @@ public sealed class TrainCommand
         else
         {
             var presetName = p.GetValue(preset)!;
-            var corpus = LoadCorpus(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
+            var corpus = LoadData(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
+            loaded(corpus);
+            if (p.Given(tokenizer) && corpus.Tokenizer.Kind != p.GetValue(tokenizer))
+                throw new DataException($"--tokenizer {p.GetValue(tokenizer)} differs from the {corpus.Tokenizer.Kind} tokenizer that '{corpus.Source}' was prepared with. Leave --tokenizer out, or prepare the data again with it.");
             var model = ResolveModel(p, corpus.Tokenizer.VocabSize);
-            var train = ResolveTrain(p);
+            var train = ResolveTrain(p) with { Tokenizer = corpus.Tokenizer.Kind };
             model.Validate();
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
@@ -233,6 +241,23 @@ public sealed class TrainCommand
         StopAtStep = p.GetValue(stopAt),
         OnStep = p.GetValue(quiet) ? null : Progress.Print,
     };
+
+    /// <summary>
+    /// Training data from --data: a prepared folder, a folder or glob of llm.c shards (memory-mapped), a text file, or
+    /// (null) the built-in corpus. With <paramref name="tokenizer"/> (a resumed run) the data must use that tokenizer.
+    /// </summary>
+    internal static TrainingData LoadData(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
+    {
+        if (data is null || !PreparedData.IsShardSource(data))
+            return LoadCorpus(data, tokenizerKind, cacheDir, tokenizer);
+        var prepared = PreparedData.Open(data, tokenizer);
+        if (tokenizer is not null && prepared.Tokenizer.ToJson() != tokenizer.ToJson())
+        {
+            prepared.Dispose();
+            throw new DataException($"'{data}' was prepared with another tokenizer ({prepared.Tokenizer.Kind}, vocab {prepared.Tokenizer.VocabSize}) than the checkpoint's ({tokenizer.Kind}, vocab {tokenizer.VocabSize}). Give the data the run was trained on.");
+        }
+        return prepared;
+    }
 
     internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
         data is null
@@ -284,11 +309,11 @@ public sealed class TrainCommand
         LogEvery = p.GetValue(logEvery),
     };
 
-    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir, ICollective world)
+    static void PrintConfiguration(Device device, TrainingData corpus, ModelConfig m, TrainConfig t, string outDir, ICollective world)
     {
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(world.Size == 1 ? $"device     {device}" : $"device     {device} on rank 0 of {world.Size} MPI processes");
-        Console.WriteLine($"data       {corpus.Source}: {corpus.Tokens.Length:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.FromCache ? ", from cache" : "")}");
+        Console.WriteLine($"data       {corpus.Source}: {corpus.Train.Count + corpus.Validation.Count:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.Train is ShardTokenSplit ? ", memory-mapped shards" : "")}");
         Console.WriteLine($"model      {m.ToJson()}");
         Console.WriteLine($"training   {t.ToJson()}");
         Console.WriteLine($"output     {Path.GetFullPath(outDir)}");

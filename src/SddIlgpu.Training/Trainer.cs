@@ -16,7 +16,7 @@ using SddIlgpu.Training.Metrics;
 
 namespace SddIlgpu.Training;
 
-/// <summary>Trains one model on one corpus, writing its outputs into one folder.</summary>
+/// <summary>Trains one model on one data set (not owned), writing its outputs into one folder.</summary>
 public sealed class Trainer : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors";
@@ -25,7 +25,7 @@ public sealed class Trainer : IDisposable
 
     readonly Device device;
     readonly TrainConfig train;
-    readonly TextCorpus corpus;
+    readonly TrainingData data;
     readonly TrainerOptions options;
     readonly ICollective world;
     readonly ModelWeights weights;
@@ -42,13 +42,13 @@ public sealed class Trainer : IDisposable
     TextSampler? sampler;
     int step;
 
-    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TextCorpus corpus, string outDir, TrainerOptions? options)
+    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TrainingData data, string outDir, TrainerOptions? options)
     {
         modelConfig.Validate();
         train.Validate();
-        if (corpus.Tokenizer.VocabSize != modelConfig.Vocab)
-            throw new ArgumentException($"The model's vocabulary ({modelConfig.Vocab}) differs from the tokenizer's ({corpus.Tokenizer.VocabSize}).");
-        corpus.EnsureLongEnough(modelConfig.SeqLen);
+        if (data.Tokenizer.VocabSize != modelConfig.Vocab)
+            throw new ArgumentException($"The model's vocabulary ({modelConfig.Vocab}) differs from the tokenizer's ({data.Tokenizer.VocabSize}).");
+        data.EnsureLongEnough(modelConfig.SeqLen);
         if (options?.StopAtStep < 1)
             throw new ArgumentException($"--stop-at must be at least 1; got {options.StopAtStep}.");
         this.options = options ?? new TrainerOptions();
@@ -57,14 +57,14 @@ public sealed class Trainer : IDisposable
             PrepareOutput(outDir);
         this.device = device;
         this.train = train;
-        this.corpus = corpus;
+        this.data = data;
         this.outDir = outDir;
         weights = new ModelWeights(device, modelConfig);
         model = new Model(weights, train.Batch);
         optimizer = new AdamW(weights, new AdamWConfig((float)train.Lr, (float)train.WeightDecay, (float)train.Beta1,
             (float)train.Beta2, (float)train.AdamEps, (float)train.GradClip, train.DecayNormGains));
-        trainBatches = new BatchSampler(corpus.Train, train.Batch, modelConfig.SeqLen, train.Seed, "train");
-        valBatches = new BatchSampler(corpus.Validation, train.Batch, modelConfig.SeqLen, train.Seed, "validation");
+        trainBatches = new BatchSampler(data.Train, train.Batch, modelConfig.SeqLen, train.Seed, "train", modelConfig.Vocab);
+        valBatches = new BatchSampler(data.Validation, train.Batch, modelConfig.SeqLen, train.Seed, "validation", modelConfig.Vocab);
         linears = [.. weights.Parameters.Where(p => p.IsLinearWeight)];
         statsArena = device.Allocate(3 + linears.Length, "trainer.stats");
         stats = statsArena.Take(2 + linears.Length, "stats");
@@ -89,9 +89,9 @@ public sealed class Trainer : IDisposable
     bool Writes => world.Rank == 0;
 
     /// <summary>A new run from seeded initial weights.</summary>
-    public static Trainer Create(Device device, ModelConfig model, TrainConfig train, TextCorpus corpus, string outDir, TrainerOptions? options = null)
+    public static Trainer Create(Device device, ModelConfig model, TrainConfig train, TrainingData data, string outDir, TrainerOptions? options = null)
     {
-        var t = new Trainer(device, model, train, corpus, outDir, options);
+        var t = new Trainer(device, model, train, data, outDir, options);
         try
         {
             t.weights.Initialize(train.Seed);
@@ -112,7 +112,7 @@ public sealed class Trainer : IDisposable
     /// lengthens the schedule (it may not be below the checkpoint's step: <see cref="ArgumentException"/>);
     /// <paramref name="evalBatches"/> changes how many validation batches <see cref="Evaluate"/> averages.
     /// </summary>
-    public static Trainer Resume(Device device, string checkpoint, TextCorpus corpus, string outDir, TrainerOptions? options = null,
+    public static Trainer Resume(Device device, string checkpoint, TrainingData data, string outDir, TrainerOptions? options = null,
         int? steps = null, int? evalBatches = null)
     {
         var state = Checkpoint.ReadState(checkpoint);
@@ -125,7 +125,7 @@ public sealed class Trainer : IDisposable
         if (steps < state.Step)
             throw new ArgumentException($"--steps {steps} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}.");
         var train = state.Train with { Steps = steps ?? state.Train.Steps, EvalBatches = evalBatches ?? state.Train.EvalBatches };
-        var t = new Trainer(device, state.Model, train, corpus, outDir, options);
+        var t = new Trainer(device, state.Model, train, data, outDir, options);
         try
         {
             Checkpoint.Load(checkpoint, t.weights, t.optimizer);
@@ -319,7 +319,7 @@ public sealed class Trainer : IDisposable
     public string Sample(string prompt, int tokens, ulong seed)
     {
         sampler ??= new TextSampler(weights);
-        return sampler.Generate(corpus.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed);
+        return sampler.Generate(data.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed);
     }
 
     /// <summary>Writes the checkpoint (atomically, on rank 0 only) and returns its path.</summary>
@@ -328,7 +328,7 @@ public sealed class Trainer : IDisposable
         if (!Writes)
             return CheckpointPath;
         var state = new CheckpointState(ModelConfig, train, step, trainBatches.Position, optimizer.StepCount,
-            corpus.Tokenizer.ToJson(), corpus.Source, world.Size);
+            data.Tokenizer.ToJson(), data.Source, world.Size);
         Checkpoint.Save(CheckpointPath, weights, optimizer, state);
         return CheckpointPath;
     }
