@@ -2,7 +2,7 @@
 // presets and the JSON form the reference script writes into fixtures (keys d_model, n_layer, ...).
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace SddIlgpu.Layers;
 
@@ -89,54 +89,101 @@ public sealed record ModelConfig(int Vocab, int DModel, int NLayer, int NHead, i
 
     public static string Name(LinearKind l) => l switch { LinearKind.Plain => "plain", LinearKind.SddCode => "sdd-code", _ => "sdd-paper" };
 
-    /// <summary>The reference script's JSON form (snake_case keys, head_dim included).</summary>
-    public string ToJson()
+    /// <summary>The reference script's JSON form (snake_case keys, head_dim included), through source-generated System.Text.Json.</summary>
+    public string ToJson() => JsonSerializer.Serialize(new ModelConfigJson
     {
-        var o = new JsonObject
-        {
-            ["vocab"] = Vocab, ["d_model"] = DModel, ["n_layer"] = NLayer, ["n_head"] = NHead, ["n_kv_head"] = NKvHead,
-            ["ffn_hidden"] = FfnHidden, ["seq_len"] = SeqLen, ["residual"] = Name(Residual), ["linear"] = Name(Linear),
-            ["norm_eps"] = NormEps, ["rope_theta"] = RopeTheta, ["head_dim"] = HeadDim,
-        };
-        if (InitStd > 0)
-            o["init_std"] = InitStd;
-        return o.ToJsonString();
-    }
+        Vocab = Vocab, DModel = DModel, NLayer = NLayer, NHead = NHead, NKvHead = NKvHead, FfnHidden = FfnHidden, SeqLen = SeqLen,
+        Residual = Name(Residual), Linear = Name(Linear), NormEps = NormEps, RopeTheta = RopeTheta, HeadDim = HeadDim,
+        InitStd = InitStd > 0 ? InitStd : null,
+    }, ModelConfigJsonContext.Default.ModelConfigJson);
 
-    /// <summary>Parses <see cref="ToJson"/> or a fixture's <c>config</c>; unknown keys are rejected, missing ones named.</summary>
+    /// <summary>
+    /// Parses <see cref="ToJson"/> or a fixture's <c>config</c> and validates it. n_kv_head (default n_head), norm_eps,
+    /// rope_theta, head_dim and init_std are optional.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not JSON, an unknown or missing key, a value of the wrong type or range; the message names the key.</exception>
     public static ModelConfig FromJson(string json)
     {
-        JsonObject o;
+        ArgumentNullException.ThrowIfNull(json);
+        ModelConfigJson o;
         try
         {
-            o = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException("Model config JSON must be an object.");
+            using (JsonDocument.Parse(json))
+            {
+            }
         }
         catch (JsonException e)
         {
             throw new ArgumentException($"Model config is not valid JSON: {e.Message}", e);
         }
-        string[] known = ["vocab", "d_model", "n_layer", "n_head", "n_kv_head", "ffn_hidden", "seq_len", "residual", "linear",
-            "norm_eps", "rope_theta", "head_dim", "init_std"];
-        foreach (var key in o.Select(p => p.Key))
-            if (!known.Contains(key))
-                throw new ArgumentException($"Unknown model config key '{key}'. Known keys: {string.Join(", ", known)}.");
-        int Int(string k) => (int)Get(o, k).GetValue<double>();
-        var config = new ModelConfig(Int("vocab"), Int("d_model"), Int("n_layer"), Int("n_head"),
-            o.ContainsKey("n_kv_head") ? Int("n_kv_head") : Int("n_head"), Int("ffn_hidden"), Int("seq_len"),
-            ParseResidual(Get(o, "residual").GetValue<string>()), ParseLinear(Get(o, "linear").GetValue<string>()),
-            o.ContainsKey("norm_eps") ? (float)Get(o, "norm_eps").GetValue<double>() : 1e-5f,
-            o.ContainsKey("rope_theta") ? Get(o, "rope_theta").GetValue<double>() : 10000,
-            o.ContainsKey("init_std") ? Get(o, "init_std").GetValue<double>() : 0);
-        if (o.ContainsKey("head_dim") && Int("head_dim") != config.HeadDim)
-            throw new ArgumentException($"Model config says head_dim {Int("head_dim")} but d_model / n_head = {config.HeadDim}.");
+        try
+        {
+            o = JsonSerializer.Deserialize(json, ModelConfigJsonContext.Default.ModelConfigJson)
+                ?? throw new ArgumentException("Model config JSON must be an object; got null.");
+        }
+        catch (JsonException e)
+        {
+            var key = e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+            throw new ArgumentException(key is null
+                ? "Model config JSON must be an object of the keys " + string.Join(", ", ModelConfigJson.Keys) + "."
+                : $"Model config key '{key}' must be {ModelConfigJson.Expected(key)}.", e);
+        }
+        if (o.Unknown is { Count: > 0 } unknown)
+            throw new ArgumentException($"Unknown model config key '{unknown.Keys.First()}'. Known keys: {string.Join(", ", ModelConfigJson.Keys)}.");
+        static T Required<T>(T? value, string key) where T : struct =>
+            value ?? throw new ArgumentException($"Model config JSON lacks '{key}'.");
+        var config = new ModelConfig(Required(o.Vocab, "vocab"), Required(o.DModel, "d_model"), Required(o.NLayer, "n_layer"),
+            Required(o.NHead, "n_head"), o.NKvHead ?? Required(o.NHead, "n_head"), Required(o.FfnHidden, "ffn_hidden"), Required(o.SeqLen, "seq_len"),
+            ParseResidual(o.Residual ?? throw new ArgumentException("Model config JSON lacks 'residual'.")),
+            ParseLinear(o.Linear ?? throw new ArgumentException("Model config JSON lacks 'linear'.")),
+            o.NormEps ?? 1e-5f, o.RopeTheta ?? 10000, o.InitStd ?? 0);
         config.Validate();
+        if (o.HeadDim is int headDim && headDim != config.HeadDim)
+            throw new ArgumentException($"Model config says head_dim {headDim} but d_model / n_head = {config.HeadDim}.");
         return config;
     }
-
-    static JsonNode Get(JsonObject o, string key) =>
-        o[key] ?? throw new ArgumentException($"Model config JSON lacks '{key}'.");
 
     /// <summary>One line for logs: the resolved configuration.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"V={Vocab} C={DModel} L={NLayer} NH={NHead} KVH={NKvHead} HS={HeadDim} F={FfnHidden} T={SeqLen} residual={Name(Residual)} linear={Name(Linear)}");
 }
+
+/// <summary>The JSON form of <see cref="ModelConfig"/>: every key optional here so a missing one is named by the caller.</summary>
+internal sealed record ModelConfigJson
+{
+    public int? Vocab { get; init; }
+    public int? DModel { get; init; }
+    public int? NLayer { get; init; }
+    public int? NHead { get; init; }
+    public int? NKvHead { get; init; }
+    public int? FfnHidden { get; init; }
+    public int? SeqLen { get; init; }
+    public string? Residual { get; init; }
+    public string? Linear { get; init; }
+    public float? NormEps { get; init; }
+    public double? RopeTheta { get; init; }
+    public int? HeadDim { get; init; }
+    public double? InitStd { get; init; }
+
+    /// <summary>Keys that are none of the above (refused).</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unknown { get; set; }
+
+    public static readonly string[] Keys = ["vocab", "d_model", "n_layer", "n_head", "n_kv_head", "ffn_hidden", "seq_len", "residual", "linear",
+        "norm_eps", "rope_theta", "head_dim", "init_std"];
+
+    /// <summary>What a key's value must be, for error messages.</summary>
+    public static string Expected(string key) => key switch
+    {
+        "residual" => "a string: pre, post or deepnorm",
+        "linear" => "a string: plain, sdd-code or sdd-paper",
+        "norm_eps" or "rope_theta" or "init_std" => "a number",
+        _ when Keys.Contains(key) => "an integer between 1 and 2147483647",
+        _ => "one of the known keys " + string.Join(", ", Keys),
+    };
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ModelConfigJson))]
+internal sealed partial class ModelConfigJsonContext : JsonSerializerContext;

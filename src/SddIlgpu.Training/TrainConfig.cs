@@ -1,6 +1,7 @@
 // The training configuration: an immutable record with a Validate() that names the rule and the fix.
 // Every property maps one-to-one to an `sdd train` flag (see the CLI).
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace SddIlgpu.Training;
 
@@ -67,15 +68,55 @@ public sealed record TrainConfig
         Require(Data.Tokenizers.Kinds.Contains(Tokenizer), $"--tokenizer must be one of {string.Join(", ", Data.Tokenizers.Kinds)}; got '{Tokenizer}'.");
     }
 
-    /// <summary>snake_case keys, as the model configuration (steps, grad_accum, min_lr_ratio, ...).</summary>
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = false, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    /// <summary>The configuration as JSON with snake_case keys (steps, grad_accum, lr, ...), through source-generated System.Text.Json.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, TrainConfigJsonContext.Default.TrainConfig);
 
-    /// <summary>The PascalCase keys of checkpoints written before the keys became snake_case.</summary>
-    static readonly JsonSerializerOptions LegacyJson = new() { WriteIndented = false };
+    /// <summary>
+    /// Parses <see cref="ToJson"/>; a key left out keeps its default unless <paramref name="requireEveryKey"/> (as for a
+    /// checkpoint, whose writer gives every key). Does not <see cref="Validate"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not JSON, an unknown or missing key, or a value of the wrong type; the message names the key.</exception>
+    public static TrainConfig FromJson(string json, bool requireEveryKey = false)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (requireEveryKey && doc.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                var given = doc.RootElement.EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+                if (Keys.Value.FirstOrDefault(k => !given.Contains(k)) is { } missing)
+                    throw new ArgumentException($"Training config JSON lacks '{missing}'.");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"Training config is not valid JSON: {e.Message}", e);
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(json, TrainConfigJsonContext.Default.TrainConfig)
+                ?? throw new ArgumentException("Training config JSON must be an object; got null.");
+        }
+        catch (JsonException e)
+        {
+            var key = e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+            throw new ArgumentException(key is null ? "Training config JSON must be an object of known keys: " + OneLine(e.Message)
+                : $"Training config key '{key}' has a value of the wrong type or range, or is unknown: {OneLine(e.Message)}", e);
+        }
+    }
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    static string OneLine(string s) => s.ReplaceLineEndings(" ");
 
-    public static TrainConfig FromJson(string json) =>
-        JsonSerializer.Deserialize<TrainConfig>(json, json.Contains("\"Steps\"", StringComparison.Ordinal) ? LegacyJson : Json)
-        ?? throw new InvalidDataException("Empty training configuration.");
+    /// <summary>Every key of the JSON form, in writing order.</summary>
+    static readonly Lazy<string[]> Keys = new(() =>
+    {
+        using var doc = JsonDocument.Parse(new TrainConfig().ToJson());
+        return [.. doc.RootElement.EnumerateObject().Select(p => p.Name)];
+    });
 }
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(TrainConfig))]
+internal sealed partial class TrainConfigJsonContext : JsonSerializerContext;

@@ -2,6 +2,7 @@
 // device synchronisation, written as a JSON array of {name, device, metric, value, unit} (sdd bench --json).
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using SddIlgpu.Tensors;
 
 namespace SddIlgpu.Training.Bench;
@@ -45,12 +46,14 @@ public static class BenchTiming
 
 public static class BenchJson
 {
-    static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, WriteIndented = true };
+    /// <summary>An indented JSON array of {name, device, metric, value, unit}, through source-generated System.Text.Json.</summary>
+    public static string Serialize(IEnumerable<BenchRecord> records) =>
+        JsonSerializer.Serialize(records.ToArray(), BenchJsonContext.Default.BenchRecordArray);
 
-    public static string Serialize(IEnumerable<BenchRecord> records) => JsonSerializer.Serialize(records.ToArray(), Options);
-
+    /// <summary>Parses <see cref="Serialize"/>'s output.</summary>
+    /// <exception cref="JsonException">The text is not such an array.</exception>
     public static IReadOnlyList<BenchRecord> Deserialize(string json) =>
-        JsonSerializer.Deserialize<BenchRecord[]>(json, Options) ?? [];
+        JsonSerializer.Deserialize(json, BenchJsonContext.Default.BenchRecordArray) ?? [];
 
     /// <summary>Writes the records to a temp file beside <paramref name="path"/> and renames it over the target.</summary>
     public static void Write(string path, IEnumerable<BenchRecord> records)
@@ -69,3 +72,7 @@ public static class BenchJson
         }
     }
 }
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(BenchRecord[]))]
+internal sealed partial class BenchJsonContext : JsonSerializerContext;

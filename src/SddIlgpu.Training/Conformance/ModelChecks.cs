@@ -2,6 +2,7 @@
 // With golden fixtures (spec §7, written by the float64 PyTorch reference) the step is compared with them;
 // without, the device is compared with a second, independent implementation (another device's op set).
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using static SddIlgpu.Training.Conformance.ErrorMeasure;
@@ -50,7 +51,7 @@ public static class ModelChecks
             var a = adamJson.RootElement;
             float F(string k) => (float)a.GetProperty(k).GetDouble();
             var steps = int.Parse(file.Metadata["adamw_steps"], System.Globalization.CultureInfo.InvariantCulture);
-            var expectedLosses = JsonSerializer.Deserialize<double[]>(file.Metadata["adamw_losses"])!;
+            var expectedLosses = JsonSerializer.Deserialize(file.Metadata["adamw_losses"], ConformanceJsonContext.Default.DoubleArray)!;
             Safetensors.Load(weights, file, "param.");
             using var optimizer = new AdamW(weights, new AdamWConfig(F("lr"), F("weight_decay"), F("beta1"), F("beta2"), F("adam_eps"), F("grad_clip"), a.GetProperty("decay_norm_gains").GetBoolean()));
             var stepped = Run(model, optimizer, steps);
@@ -146,3 +147,6 @@ public static class ModelChecks
 
     static float[] Slice(float[] all, Tensor t) => all.AsSpan((int)t.Offset, (int)t.Length).ToArray();
 }
+
+[JsonSerializable(typeof(double[]))]
+internal sealed partial class ConformanceJsonContext : JsonSerializerContext;

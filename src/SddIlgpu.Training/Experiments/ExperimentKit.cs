@@ -77,8 +77,6 @@ public sealed record RunOutcome(string Run, double FirstLoss, double FinalLoss, 
 
 public static class ExperimentKit
 {
-    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     /// <summary>Base training settings of every training experiment (overridden per experiment and by flags).</summary>
     public static TrainConfig BaseTrain(int steps, ulong seed) => new()
     {
@@ -134,14 +132,19 @@ public static class ExperimentKit
         return h;
     }
 
-    /// <summary>Writes NAME.md and NAME.json into the output folder (atomically) and returns their paths.</summary>
+    /// <summary>Writes NAME.md and NAME.json (indented, built as a JSON DOM: no reflection) into the output folder (atomically) and returns their paths.</summary>
     public static (string Markdown, string Json) WriteReport(string outDir, string name, string markdown, JsonNode json)
     {
         Directory.CreateDirectory(outDir);
         var md = Path.Combine(outDir, name + ".md");
         var js = Path.Combine(outDir, name + ".json");
         AtomicFile.WriteAllText(md, markdown);
-        AtomicFile.WriteAllText(js, json.ToJsonString(Indented) + "\n");
+        AtomicFile.Write(js, stream =>
+        {
+            using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+                json.WriteTo(writer);
+            stream.WriteByte((byte)'\n');
+        });
         return (md, js);
     }
 

@@ -17,25 +17,29 @@ public sealed record StepRecord
     [JsonPropertyName("layer_grad_norms")] public Dictionary<string, double>? LayerGradNorms { get; init; }
     [JsonPropertyName("sample")] public string? Sample { get; init; }
 
-    static readonly JsonSerializerOptions Options = new()
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    /// <summary>One line of JSON (nulls left out, non-finite numbers as "NaN" / "Infinity"), through source-generated System.Text.Json.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, StepRecordJsonContext.Default.StepRecord);
 
-    public string ToJson() => JsonSerializer.Serialize(this, Options);
-
+    /// <summary>Parses one log line.</summary>
+    /// <exception cref="JsonException">The line is not a log record.</exception>
     public static StepRecord FromJson(string line) =>
-        JsonSerializer.Deserialize<StepRecord>(line, Options) ?? throw new InvalidDataException("Empty log line.");
+        JsonSerializer.Deserialize(line, StepRecordJsonContext.Default.StepRecord) ?? throw new JsonException("The line is null, not a log record.");
 
     /// <summary>Reads a log file; malformed lines are reported with their line number.</summary>
+    /// <exception cref="InvalidDataException">A line is not a log record.</exception>
     public static List<StepRecord> ReadLog(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"Training log '{path}' does not exist. Point at the log.jsonl written by 'sdd train --out DIR'.", path);
+        return ReadLog(File.ReadLines(path), path);
+    }
+
+    /// <summary>Parses log lines (blank lines skipped); <paramref name="source"/> names them in errors.</summary>
+    internal static List<StepRecord> ReadLog(IEnumerable<string> lines, string source)
+    {
         var list = new List<StepRecord>();
         var n = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in lines)
         {
             n++;
             if (line.Length == 0)
@@ -46,9 +50,14 @@ public sealed record StepRecord
             }
             catch (JsonException e)
             {
-                throw new InvalidDataException($"{path}:{n}: not a training-log line ({e.Message}).", e);
+                throw new InvalidDataException($"{source}:{n}: not a training-log line ({e.Message.ReplaceLineEndings(" ")}).", e);
             }
         }
         return list;
     }
 }
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(StepRecord))]
+internal sealed partial class StepRecordJsonContext : JsonSerializerContext;

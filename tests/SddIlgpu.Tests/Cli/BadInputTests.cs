@@ -126,7 +126,7 @@ public sealed class BadInputTests
         var ckpt = TrainedCheckpoint();
         var text = File.ReadAllBytes(ckpt);
         var s = System.Text.Encoding.Latin1.GetString(text);
-        var patched = s.Replace("\"format_version\":\"1\"", "\"format_version\":\"9\"", StringComparison.Ordinal);
+        var patched = s.Replace("\"format_version\":\"2\"", "\"format_version\":\"9\"", StringComparison.Ordinal);
         Assert.That(patched, Is.Not.EqualTo(s), "the header carries the format version");
         File.WriteAllBytes(ckpt, System.Text.Encoding.Latin1.GetBytes(patched));
         var r = CliRunner.Run("sample", ckpt, "--device", "cpu", "--tokens", "3");

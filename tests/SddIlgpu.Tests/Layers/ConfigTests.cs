@@ -85,7 +85,7 @@ public sealed class ConfigTests
     {
         var file = Safetensors.Read(path);
         var config = ModelConfig.FromJson(file.Metadata["config"]);
-        var kinds = JsonSerializer.Deserialize<Dictionary<string, string>>(file.Metadata["param_kinds"])!;
+        var kinds = JsonSerializer.Deserialize(file.Metadata["param_kinds"], TestJson.Default.DictionaryStringString)!;
         var layout = ModelWeights.Layout(config);
         Assert.That(layout.Select(p => p.Name), Is.EquivalentTo(kinds.Keys));
         Assert.That(layout.Select(p => p.Name), Is.EqualTo(kinds.Keys), "spec §4 order (the reference's param_shapes order)");

@@ -74,8 +74,8 @@ public sealed class GoldenTests(string deviceName)
             hyper.RootElement.GetProperty("decay_norm_gains").GetBoolean());
         using var adam = new AdamW(w, config);
         var steps = (int)Meta(file, "adamw_steps");
-        var expectedLosses = JsonSerializer.Deserialize<double[]>(file.Metadata["adamw_losses"])!;
-        var expectedNorms = JsonSerializer.Deserialize<double[]>(file.Metadata["adamw_grad_norms"])!;
+        var expectedLosses = JsonSerializer.Deserialize(file.Metadata["adamw_losses"], TestJson.Default.DoubleArray)!;
+        var expectedNorms = JsonSerializer.Deserialize(file.Metadata["adamw_grad_norms"], TestJson.Default.DoubleArray)!;
         var losses = new float[steps];
         var norms = new float[steps];
         for (var step = 0; step < steps; step++)

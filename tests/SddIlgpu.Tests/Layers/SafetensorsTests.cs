@@ -58,11 +58,11 @@ public sealed class SafetensorsTests
     {
         var device = TestDevices.Get("ilgpu-cpu");
         using var w = new ModelWeights(device, Config);
-        var tensors = w.Parameters.ToDictionary(p => p.Name, p => (p.Shape, new float[p.Shape.Length]));
+        var tensors = w.Parameters.ToDictionary(p => p.Name, p => new SafetensorsTensor(p.Name, p.Shape, new float[p.Shape.Length]));
         tensors.Remove("blocks.0.attn.wk.alpha");
-        tensors["blocks.0.attn.q_norm.weight"] = (new Shape(4), new float[4]);
-        tensors["final_norm.weight"] = (new Shape(9), new float[9]);
-        var e = Assert.Throws<InvalidDataException>(() => Safetensors.Load(w, new SafetensorsFile(tensors, new Dictionary<string, string>())))!;
+        tensors["blocks.0.attn.q_norm.weight"] = new SafetensorsTensor("blocks.0.attn.q_norm.weight", new Shape(4), new float[4]);
+        tensors["final_norm.weight"] = new SafetensorsTensor("final_norm.weight", new Shape(9), new float[9]);
+        var e = Assert.Throws<InvalidDataException>(() => Safetensors.Load(w, new SafetensorsFile(tensors.AsReadOnly(), new Dictionary<string, string>())))!;
         Assert.That(e.Message, Does.Contain("missing 'blocks.0.attn.wk.alpha' (4)")
             .And.Contain("extra 'blocks.0.attn.q_norm.weight'")
             .And.Contain("'final_norm.weight' is (9), expected (8)"));
@@ -84,6 +84,10 @@ public sealed class SafetensorsTests
 
         var corrupt = (byte[])bytes.Clone();
         corrupt[8] = (byte)'#';
+        File.WriteAllBytes(path, corrupt);
+        Assert.That(Assert.Throws<InvalidDataException>(() => Safetensors.Read(path))!.Message, Does.Contain("does not start with '{'"));
+        corrupt = (byte[])bytes.Clone();
+        corrupt[9] = (byte)'#';
         File.WriteAllBytes(path, corrupt);
         Assert.That(Assert.Throws<InvalidDataException>(() => Safetensors.Read(path))!.Message, Does.Contain("not valid JSON"));
 

@@ -306,6 +306,3 @@ public sealed class PrepareTests
         Assert.That(result.ValLoss, Is.LessThan(Math.Log(50257) + 1).And.GreaterThan(0));
     }
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
-internal sealed partial class TestJson : System.Text.Json.Serialization.JsonSerializerContext;
