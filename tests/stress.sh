@@ -6,7 +6,7 @@
 #   bash tests/stress.sh --filter "FullyQualifiedName~Gemm" --runs 10 --no-build
 #
 # Options: --filter F (dotnet test filter), --runs N (repeat N times, stop at the first failure), --hogs K
-# (busy loops per core, default 4), --no-build (skip `dotnet build`), --no-memory-hog (skip the low-priority
+# (busy loops per core, default 2), --no-build (skip `dotnet build`), --no-memory-hog (skip the low-priority
 # memory-bandwidth hog). The busy loops are shell spins at our own priority, so our threads compete
 # with them; they and the hog are always killed on exit (EXIT/INT/TERM trap). Exit code: the first failing
 # run's `dotnet test` code, else 0.
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 filter=""
 runs=1
-hogs=4
+hogs=2
 build=1
 memhog=1
 while [ $# -gt 0 ]; do
