@@ -32,7 +32,15 @@ done
 case "$runs$hogs" in *[!0-9]*|"") echo "stress.sh: --runs and --hogs take whole numbers" >&2; exit 2 ;; esac
 
 pids=()
+test_pid=""
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null
+}
 stop_load() {
+  # The test run too when we are interrupted (bash runs traps during `wait`, not during a foreground command).
+  [ -n "$test_pid" ] && kill_tree "$test_pid"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   pids=()
@@ -62,7 +70,10 @@ args=(tests/SddIlgpu.Tests -c Release --no-build)
 rc=0
 for i in $(seq 1 "$runs"); do
   echo "stress.sh: run $i/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
-  dotnet test "${args[@]}" || { rc=$?; echo "stress.sh: run $i/$runs FAILED (exit $rc)"; break; }
+  dotnet test "${args[@]}" &
+  test_pid=$!
+  wait "$test_pid" || { rc=$?; echo "stress.sh: run $i/$runs FAILED (exit $rc)"; break; }
+  test_pid=""
 done
 [ "$rc" -eq 0 ] && echo "stress.sh: $runs/$runs runs passed"
 exit "$rc"
