@@ -1,5 +1,4 @@
 // A float32 tensor: a shaped view into an arena. Views never own memory; the arena does.
-using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -47,24 +46,29 @@ public sealed class Tensor
         return new Tensor(Arena, Offset + start, shape, name ?? Name);
     }
 
-    /// <summary>Copies host data into the tensor (synchronous).</summary>
-    public void Upload(ReadOnlySpan<float> data)
+    /// <summary>Copies host data into the tensor (synchronous: the data may be reused when this returns).</summary>
+    public unsafe void Upload(ReadOnlySpan<float> data)
     {
         if (data.Length != Length)
             throw new ArgumentException($"Upload to {Name} {Shape} needs {Length} values; got {data.Length}.", nameof(data));
         var view = View;
         Device.Counters.CountCopy();
-        view.CopyFromCPU(Device.Stream, ref MemoryMarshal.GetReference(data), data.Length);
+        // ILGPU's ref overload turns the ref into a raw pointer and then allocates: the data must stay pinned
+        // until the copy has finished, or a collection in between moves an array from under the copy.
+        fixed (float* p = data)
+            view.CopyFromCPU(Device.Stream, ref *p, data.Length);
     }
 
-    /// <summary>Copies the tensor into host memory (synchronous).</summary>
-    public void Download(Span<float> data)
+    /// <summary>Copies the tensor into host memory (synchronous: the data is complete when this returns).</summary>
+    public unsafe void Download(Span<float> data)
     {
         if (data.Length != Length)
             throw new ArgumentException($"Download of {Name} {Shape} needs room for {Length} values; got {data.Length}.", nameof(data));
         var view = View;
         Device.Counters.CountCopy();
-        view.CopyToCPU(Device.Stream, ref MemoryMarshal.GetReference(data), data.Length);
+        // Pinned for the whole copy, as in Upload (unpinned, a moved array kept its zeros: issue 10 §6).
+        fixed (float* p = data)
+            view.CopyToCPU(Device.Stream, ref *p, data.Length);
     }
 
     /// <summary>Downloads into a new array (allocates: not for the training step).</summary>

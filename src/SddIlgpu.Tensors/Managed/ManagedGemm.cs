@@ -50,6 +50,10 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
         ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, ManagedSimd.Workers, flopsPerPanel / 32, (part, start, end) =>
             RunPanels(job, part, start, end, panelsPerMatrix));
+        // The job holds raw pointers only: keep the arenas (whose finalizers free that memory) alive until it is done.
+        GC.KeepAlive(a);
+        GC.KeepAlive(b);
+        GC.KeepAlive(c);
     }
 
     /// <summary>

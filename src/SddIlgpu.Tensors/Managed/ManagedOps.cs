@@ -1,5 +1,7 @@
 // The fast managed CPU path: SIMD C# on the host memory of ILGPU's CPU accelerator, one op class per family,
-// replacing the ILGPU kernels family by family on the `cpu` device (tests cross-check the two).
+// replacing the ILGPU kernels family by family on the `cpu` device (tests cross-check the two). Like a GPU
+// stream, a device takes ops from one thread at a time: the op objects keep per-device scratch (packed GEMM
+// panels, partial sums) that each call finishes with before it returns, so sequential calls never share it live.
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
