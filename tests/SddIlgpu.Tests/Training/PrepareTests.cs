@@ -241,6 +241,19 @@ public sealed class PrepareTests
     }
 
     [Test]
+    public void AnEmptyPromptStartsFromATokenSeenInTraining()
+    {
+        var withNewline = DatasetPreparer.Run(new PrepareOptions { Inputs = [SharedPaths.Shakespeare], Tokenizer = "char", OutDir = Path.Combine(dir, "a") });
+        Assert.That(Tokenizers.FromJson(withNewline.Tokenizer).Decode([withNewline.StartToken]), Is.EqualTo("\n"));
+        var flat = Path.Combine(dir, "flat.txt");
+        File.WriteAllText(flat, string.Concat(Enumerable.Repeat("zebra yak ", 200)));
+        var noNewline = DatasetPreparer.Run(new PrepareOptions { Inputs = [flat], Tokenizer = "byte", OutDir = Path.Combine(dir, "b") });
+        Assert.That(noNewline.StartToken, Is.EqualTo((int)'z'), "no newline in training: the first training token, never id 0");
+        using var data = PreparedData.Open(Path.Combine(dir, "b"));
+        Assert.That(data.StartToken, Is.EqualTo((int)'z'));
+    }
+
+    [Test]
     public void VerifyFindsAFlippedTokenByte()
     {
         var outDir = Path.Combine(dir, "p");

@@ -286,7 +286,7 @@ public static class DatasetPreparer
         long total, IProgress<PrepareProgress>? progress, CancellationToken cancel)
     {
         var vocab = tokenizer.VocabSize;
-        var trainWriter = new ShardWriter(work, o.Prefix, "train", vocab, o.ShardTokens);
+        var trainWriter = new ShardWriter(work, o.Prefix, "train", vocab, o.ShardTokens) { Watch = Data.Tokenizers.Newline(tokenizer) ?? -1 };
         var valWriter = new ShardWriter(work, o.Prefix, "val", vocab, o.ShardTokens);
         var allPath = Path.Combine(work, ".all.tokens");
         using var all = positionSplit ? new FileStream(allPath, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16) : null;
@@ -366,6 +366,7 @@ public static class DatasetPreparer
             ValDocs = o.ValDocs,
             Seed = o.Seed,
             Separator = SeparatorText(tokenizer, !positionSplit),
+            StartToken = trainWriter.SawWatched ? trainWriter.Watch : trainWriter.First,
             Documents = documents,
             Train = new PreparedSplit(trainWriter.Count, trainDocs, [.. trainWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),
             Val = new PreparedSplit(valWriter.Count, valDocs, [.. valWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),

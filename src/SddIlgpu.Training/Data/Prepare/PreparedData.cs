@@ -30,7 +30,8 @@ public static class PreparedData
                 $"'{path}' has {train.Count} training and {val.Count} validation shard(s) (*_train*.bin, *_val*.bin); training needs both. " +
                 "Run `sdd prepare INPUT --out DIR` and pass --data DIR.");
         tokenizer ??= Data.Tokenizers.Create("gpt2", "");
-        return Build(tokenizer, train, val, Path.GetFullPath(path));
+        // llm.c's GPT-2 shards put <|endoftext|> before every document: its generation starts from it too.
+        return Build(tokenizer, train, val, Path.GetFullPath(path), tokenizer.Kind == "gpt2" ? Gpt2Tokenizer.EndOfText : null);
     }
 
     /// <summary>Where <see cref="OpenTextFile"/> keeps prepared copies of text files: $XDG_CACHE_HOME/sdd/prepared or ~/.cache/sdd/prepared.</summary>
@@ -102,7 +103,7 @@ public static class PreparedData
     }
 
     /// <summary>The data of a cached text file is named after the file (checkpoints record it and resume from it).</summary>
-    static TrainingData Rename(TrainingData d, string source) => new(d.Tokenizer, d.Train, d.Validation, source);
+    static TrainingData Rename(TrainingData d, string source) => new(d.Tokenizer, d.Train, d.Validation, source, d.StartToken);
 
     static bool IsVal(string file) => Path.GetFileName(file).Contains("_val", StringComparison.Ordinal);
 
@@ -133,7 +134,9 @@ public static class PreparedData
             throw new DataException($"'{manifestPath}' says vocab_size {manifest.VocabSize} but its tokenizer has {tokenizer.VocabSize}. Prepare the data again.");
         var train = Shards(dir, manifest.Train, manifestPath);
         var val = Shards(dir, manifest.Val, manifestPath);
-        return Build(tokenizer, train, val, Path.GetFullPath(dir));
+        if ((uint)manifest.StartToken >= (uint)tokenizer.VocabSize)
+            throw new DataException($"'{manifestPath}' has start_token {manifest.StartToken}, outside the vocabulary of {tokenizer.VocabSize}. Prepare the data again.");
+        return Build(tokenizer, train, val, Path.GetFullPath(dir), manifest.StartToken);
     }
 
     static PreparedManifest ReadManifest(string manifestPath)
@@ -197,12 +200,12 @@ public static class PreparedData
         return manifest;
     }
 
-    static TrainingData Build(ITokenizer tokenizer, List<string> train, List<string> val, string source)
+    static TrainingData Build(ITokenizer tokenizer, List<string> train, List<string> val, string source, int? startToken = null)
     {
         var t = new ShardTokenSplit(train, $"{source} (train)");
         try
         {
-            return new TrainingData(tokenizer, t, new ShardTokenSplit(val, $"{source} (validation)"), source);
+            return new TrainingData(tokenizer, t, new ShardTokenSplit(val, $"{source} (validation)"), source, startToken);
         }
         catch
         {

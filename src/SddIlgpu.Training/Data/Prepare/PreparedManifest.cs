@@ -35,6 +35,9 @@ public sealed record PreparedManifest
 
     public required long Documents { get; init; }
 
+    /// <summary>The token an empty prompt starts from: newline when the training split has it, else its first token.</summary>
+    public int StartToken { get; init; }
+
     public required PreparedSplit Train { get; init; }
 
     public required PreparedSplit Val { get; init; }

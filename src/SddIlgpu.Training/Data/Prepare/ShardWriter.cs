@@ -33,6 +33,15 @@ internal sealed class ShardWriter : IDisposable
         width = TokenShard.WidthFor(vocabSize);
     }
 
+    /// <summary>A token id to watch for (<see cref="SawWatched"/>), e.g. newline; -1 for none.</summary>
+    public int Watch { get; init; } = -1;
+
+    /// <summary>Whether <see cref="Watch"/> was written.</summary>
+    public bool SawWatched { get; private set; }
+
+    /// <summary>The first token written, or -1.</summary>
+    public int First { get; private set; } = -1;
+
     /// <summary>Tokens written so far.</summary>
     public long Count { get; private set; }
 
@@ -47,6 +56,10 @@ internal sealed class ShardWriter : IDisposable
         {
             if ((uint)t >= (uint)vocabSize)
                 throw new DataException($"Token id {t} is outside the vocabulary of {vocabSize}.");
+            if (Count == 0)
+                First = t;
+            if (t == Watch)
+                SawWatched = true;
             if (current is null || currentCount == shardTokens)
                 Roll();
             if (used + 4 > buffer.Length)
