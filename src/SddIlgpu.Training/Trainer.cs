@@ -31,30 +31,41 @@ public sealed class Trainer : IDisposable
     readonly float[] hostTokens, hostTargets, hostStats, hostEval = new float[1];
     readonly List<StepRecord> log = [];
     readonly string outDir;
+    readonly RunFolder folder;
     TextSampler? sampler;
     int step;
+    int? checkpointStep;
 
-    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TextCorpus corpus, string outDir, TrainerOptions? options)
+    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TextCorpus corpus, string outDir, TrainerOptions? options, RunFolderMode mode)
     {
         modelConfig.Validate();
         train.Validate();
         if (corpus.Tokenizer.VocabSize != modelConfig.Vocab)
             throw new ArgumentException($"The model's vocabulary ({modelConfig.Vocab}) differs from the tokenizer's ({corpus.Tokenizer.VocabSize}).");
         corpus.EnsureLongEnough(modelConfig.SeqLen);
-        PrepareOutput(outDir);
+        MemoryEstimate.For(modelConfig, train).EnsureFits(device, train); // before any allocation or folder
+        folder = RunFolder.Open(outDir, mode);
         this.device = device;
         this.train = train;
         this.corpus = corpus;
         this.outDir = outDir;
         this.options = options ?? new TrainerOptions();
-        weights = new ModelWeights(device, modelConfig);
-        model = new Model(weights, train.Batch);
-        optimizer = new AdamW(weights, new AdamWConfig((float)train.Lr, (float)train.WeightDecay, (float)train.Beta1,
-            (float)train.Beta2, (float)train.AdamEps, (float)train.GradClip, train.DecayNormGains));
+        try
+        {
+            weights = new ModelWeights(device, modelConfig);
+            model = new Model(weights, train.Batch);
+            optimizer = new AdamW(weights, new AdamWConfig((float)train.Lr, (float)train.WeightDecay, (float)train.Beta1,
+                (float)train.Beta2, (float)train.AdamEps, (float)train.GradClip, train.DecayNormGains));
+            linears = [.. weights.Parameters.Where(p => p.IsLinearWeight)];
+            statsArena = device.Allocate(StatsLength(linears.Length), "trainer.stats");
+        }
+        catch
+        {
+            Dispose(); // what was allocated, and the folder's lock
+            throw;
+        }
         trainBatches = new BatchSampler(corpus.Train, train.Batch, modelConfig.SeqLen, train.Seed, "train");
         valBatches = new BatchSampler(corpus.Validation, train.Batch, modelConfig.SeqLen, train.Seed, "validation");
-        linears = [.. weights.Parameters.Where(p => p.IsLinearWeight)];
-        statsArena = device.Allocate(3 + linears.Length, "trainer.stats");
         stats = statsArena.Take(2 + linears.Length, "stats");
         stepLoss = stats.Slice(0, 1, "stats.loss");
         gradNorm = stats.Slice(1, 1, "stats.grad_norm_sq");
@@ -71,14 +82,20 @@ public sealed class Trainer : IDisposable
     public string CheckpointPath => Path.Combine(outDir, CheckpointFile);
     public string LogPath => Path.Combine(outDir, LogFile);
 
+    /// <summary>Stale temporaries of killed writes removed from the output folder at start.</summary>
+    public IReadOnlyList<string> RemovedTemporaries => folder.RemovedTemporaries;
+
+    /// <summary>Elements of the trainer's stats arena: loss, ‖g‖², one norm per linear weight, the eval loss.</summary>
+    public static int StatsLength(int linearWeights) => checked(3 + linearWeights);
+
     /// <summary>A new run from seeded initial weights.</summary>
     public static Trainer Create(Device device, ModelConfig model, TrainConfig train, TextCorpus corpus, string outDir, TrainerOptions? options = null)
     {
-        var t = new Trainer(device, model, train, corpus, outDir, options);
+        var t = new Trainer(device, model, train, corpus, outDir, options,
+            options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New);
         try
         {
             t.weights.Initialize(train.Seed);
-            File.Delete(t.LogPath);
             return t;
         }
         catch
@@ -96,11 +113,15 @@ public sealed class Trainer : IDisposable
     {
         var state = Checkpoint.ReadState(checkpoint);
         var train = steps is int n ? state.Train with { Steps = n } : state.Train;
-        var t = new Trainer(device, state.Model, train, corpus, outDir, options);
+        var sameFolder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!) == Path.GetFullPath(outDir);
+        var mode = sameFolder ? RunFolderMode.Resume : options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New;
+        var t = new Trainer(device, state.Model, train, corpus, outDir, options, mode);
         try
         {
             Checkpoint.Load(checkpoint, t.weights, t.optimizer);
             t.step = state.Step;
+            if (Path.GetFullPath(checkpoint) == t.CheckpointPath)
+                t.checkpointStep = state.Step;
             t.trainBatches.Position = state.TrainPosition;
             t.RestoreLog(state.Step);
             return t;
@@ -121,6 +142,7 @@ public sealed class Trainer : IDisposable
         var wall = Stopwatch.StartNew();
         double? lastVal = null;
         var diverged = false;
+        var interrupted = false;
         using var logWriter = new StreamWriter(LogPath, append: true) { AutoFlush = true };
         while (step < stopAt)
         {
@@ -160,6 +182,11 @@ public sealed class Trainer : IDisposable
             }
             if (diverged && options.StopOnDivergence)
                 break;
+            if (options.Cancellation.IsCancellationRequested && step < stopAt)
+            {
+                interrupted = true;
+                break;
+            }
             if (train.CheckpointEvery > 0 && step % train.CheckpointEvery == 0 && step != stopAt)
                 SaveCheckpoint();
         }
@@ -174,7 +201,11 @@ public sealed class Trainer : IDisposable
         }
         var median = Median(stepSeconds);
         return new TrainResult(step, log.Count > 0 ? log[^1].Loss : double.NaN, lastVal, diverged,
-            median > 0 ? tokensPerStep / median : 0, median, CheckpointPath, LogPath, plot, log);
+            median > 0 ? tokensPerStep / median : 0, median, checkpointStep is null ? null : CheckpointPath, LogPath, plot, log)
+        {
+            Interrupted = interrupted,
+            CheckpointStep = checkpointStep,
+        };
     }
 
     /// <summary>One optimizer step: accumulate gradients over micro-batches, clip, AdamW; one read-back.</summary>
@@ -234,6 +265,7 @@ public sealed class Trainer : IDisposable
         var state = new CheckpointState(ModelConfig, train, step, trainBatches.Position, optimizer.StepCount,
             corpus.Tokenizer.ToJson(), corpus.Source);
         Checkpoint.Save(CheckpointPath, weights, optimizer, state);
+        checkpointStep = step;
         return CheckpointPath;
     }
 
@@ -254,21 +286,6 @@ public sealed class Trainer : IDisposable
         AtomicFile.WriteAllText(LogPath, string.Concat(kept.Select(r => r.ToJson() + "\n")));
     }
 
-    static void PrepareOutput(string outDir)
-    {
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = Path.Combine(outDir, $".write-test-{Environment.ProcessId}");
-            File.WriteAllBytes(probe, [1]);
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"Output folder '{outDir}' is not writable ({e.Message}). Choose another --out or fix its permissions or free space.", e);
-        }
-    }
-
     static double Median(List<double> xs)
     {
         if (xs.Count == 0)
@@ -279,10 +296,12 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        // Null-tolerant: the constructor calls this when an allocation fails part-way.
         sampler?.Dispose();
-        statsArena.Dispose();
-        optimizer.Dispose();
-        model.Dispose();
-        weights.Dispose();
+        statsArena?.Dispose();
+        optimizer?.Dispose();
+        model?.Dispose();
+        weights?.Dispose();
+        folder.Dispose();
     }
 }
