@@ -21,6 +21,8 @@ public static class TrainCommand
         new("cache-dir", "where encoded corpora are cached", Default: "~/.cache/sdd/tokens"),
         new("stop-at", "stop after this step (resume later with --resume)"),
         new("quiet", "print only the final summary", IsBool: true),
+        new("dry-run", "print the configuration and memory estimate, then exit without creating anything", IsBool: true),
+        new("overwrite", "replace the run (checkpoint, log, plot) already in --out", IsBool: true),
         // ModelConfig
         new("residual", "pre, post or deepnorm", Default: "post"),
         new("linear", "plain, sdd-code or sdd-paper", Default: "sdd-code"),
@@ -64,11 +66,12 @@ public static class TrainCommand
         var a = CliArgs.Parse(argv, Flags);
         var deviceName = a.String("device", "auto");
         Device.Parse(deviceName); // a misspelt device fails before any data is read
+        using var signals = RunSignals.ForConsole();
         Device? device = null;
-        Trainer trainer;
+        Trainer? trainer;
         try
         {
-            trainer = Start(a, deviceName, d => device = d);
+            trainer = Start(a, deviceName, d => device = d, signals.Token);
         }
         catch
         {
@@ -78,22 +81,31 @@ public static class TrainCommand
         using (device)
         using (trainer)
         {
+            if (trainer is null)
+                return 0; // --dry-run
             var result = trainer.Run();
             Console.WriteLine();
-            Console.WriteLine(result.Diverged
-                ? $"Diverged at step {result.Steps}: the loss became {result.FinalLoss}. Lower --lr or raise --warmup."
-                : $"Done: {result.Steps} steps, train loss {result.FinalLoss:F4}, validation loss {result.ValLoss:F4}, " +
-                  $"{result.TokensPerSecond:F0} tokens/s, {result.SecondsPerStep * 1000:F1} ms/step (medians)");
-            Console.WriteLine($"Checkpoint: {result.CheckpointPath}");
-            Console.WriteLine($"Log:        {result.LogPath}");
-            if (result.PlotPath is not null)
-                Console.WriteLine($"Plot:       {result.PlotPath}");
-            return result.Diverged ? 3 : 0;
+            return RunReport.Print(result, signals, ResumeCommand(trainer.CheckpointPath, device!.Name, a));
         }
     }
 
-    /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
-    static Trainer Start(CliArgs a, string deviceName, Action<Device> opened)
+    /// <summary>The exact command that continues this run (flags that are not in the checkpoint included).</summary>
+    internal static string ResumeCommand(string checkpoint, string deviceName, CliArgs a)
+    {
+        var parts = new List<string> { "sdd", "train", "--resume", RunReport.Quote(Path.GetFullPath(checkpoint)), "--device", RunReport.Quote(deviceName) };
+        if (a.String("cache-dir") is { } cache)
+            parts.AddRange(["--cache-dir", RunReport.Quote(Path.GetFullPath(cache))]);
+        if (a.String("data") is { } data)
+            parts.AddRange(["--data", RunReport.Quote(Path.GetFullPath(data))]);
+        return string.Join(' ', parts);
+    }
+
+    /// <summary>
+    /// Resolves data and configurations first (cheap, most errors), checks the memory estimate's size limits, then
+    /// opens the device and builds the trainer (which checks the estimate against the device's memory before it
+    /// allocates or creates the folder). Returns null for --dry-run, after printing the estimate.
+    /// </summary>
+    static Trainer? Start(CliArgs a, string deviceName, Action<Device> opened, CancellationToken cancel)
     {
         var quiet = a.Bool("quiet") ?? false;
         var cacheDir = a.String("cache-dir") ?? TextCorpus.DefaultCacheDir;
@@ -105,15 +117,19 @@ public static class TrainCommand
         }
         if (a.String("resume") is { } resume)
         {
-            foreach (var f in Flags.Where(f => f.Name is not ("resume" or "device" or "out" or "data" or "quiet" or "steps" or "cache-dir" or "stop-at")))
+            foreach (var f in Flags.Where(f => f.Name is not ("resume" or "device" or "out" or "data" or "quiet" or "steps" or "cache-dir" or "stop-at" or "dry-run" or "overwrite")))
                 if (a.Has(f.Name))
-                    throw new UsageException($"--{f.Name} cannot change a resumed run: the checkpoint's configuration is used (only --steps, --stop-at, --data, --out, --device may be given).");
+                    throw new UsageException($"--{f.Name} cannot change a resumed run: the checkpoint's configuration is used (only --steps, --stop-at, --data, --out, --device, --cache-dir, --quiet, --dry-run, --overwrite may be given).");
             var state = Training.Checkpoints.Checkpoint.ReadState(resume);
             var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
             var corpus = LoadCorpus(a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tokenizer.Kind, cacheDir, tokenizer);
             var outDir = a.String("out") ?? Path.GetDirectoryName(Path.GetFullPath(resume))!;
+            var train = a.Int("steps") is int steps ? state.Train with { Steps = steps } : state.Train;
+            var estimate = PreCheck(state.Model, train, deviceName, a.Bool("dry-run") == true);
             var device = Open();
-            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet), a.Int("steps"));
+            if (a.Bool("dry-run") == true)
+                return DryRun(device, corpus, state.Model, train, outDir, estimate);
+            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet, cancel), a.Int("steps"));
             Console.WriteLine($"Resuming {resume} at step {trainer.Step} on {device}");
             return trainer;
         }
@@ -129,18 +145,46 @@ public static class TrainCommand
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
             var outDir = a.String("out", Path.Combine("runs", preset));
+            var estimate = PreCheck(model, train, deviceName, a.Bool("dry-run") == true);
             var device = Open();
-            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet));
+            if (a.Bool("dry-run") == true)
+                return DryRun(device, corpus, model, train, outDir, estimate);
+            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet, cancel));
             PrintConfiguration(device, corpus, model, train, outDir);
             return trainer;
         }
     }
 
-    static TrainerOptions Options(CliArgs a, bool quiet) => new()
+    static TrainerOptions Options(CliArgs a, bool quiet, CancellationToken cancel) => new()
     {
         StopAtStep = a.Int("stop-at"),
         OnStep = quiet ? null : Progress.Print,
+        Cancellation = cancel,
+        Overwrite = a.Bool("overwrite") ?? false,
     };
+
+    /// <summary>
+    /// The estimate, refused at once, before the device compiles its kernels, when a size overflows or (on the CPU
+    /// devices, whose memory is known without opening them) when it does not fit. The trainer checks every device.
+    /// </summary>
+    static MemoryEstimate PreCheck(ModelConfig model, TrainConfig train, string deviceName, bool dryRun)
+    {
+        var estimate = MemoryEstimate.For(model, train);
+        if (!dryRun && deviceName.Trim().ToLowerInvariant() is "cpu" or "ilgpu-cpu")
+            estimate.EnsureFits(Device.AvailableHostMemoryBytes(), Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
+        return estimate;
+    }
+
+    static Trainer? DryRun(Device device, TextCorpus corpus, ModelConfig model, TrainConfig train, string outDir, MemoryEstimate estimate)
+    {
+        PrintConfiguration(device, corpus, model, train, outDir);
+        Console.WriteLine($"memory     estimate for {device.Name}:");
+        Console.WriteLine(estimate.Describe(device.IsHostMemory));
+        Console.WriteLine($"  {(device.IsHostMemory ? "host RAM available now" : "device memory"),-46}{MemoryEstimate.Format(device.MemoryBytes),12}");
+        estimate.EnsureFits(device, train);
+        Console.WriteLine("Dry run: the run fits; nothing was created.");
+        return null;
+    }
 
     internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
         data is null

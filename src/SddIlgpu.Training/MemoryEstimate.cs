@@ -67,8 +67,10 @@ public sealed record MemoryEstimate(
                 {
                     count, n * c.Vocab, b * c.NHead * c.SeqLen * c.SeqLen, n * 2 * c.FfnHidden, n * c.DModel, n * c.NHead * c.HeadDim,
                 }.Max();
-                return new MemoryEstimate(c, train.Batch, count, 4 * count, 4 * count, 4 * AdamW.StateLength(count), 4 * activations,
+                var e = new MemoryEstimate(c, train.Batch, count, 4 * count, 4 * count, 4 * AdamW.StateLength(count), 4 * activations,
                     4 * other, 4 * (6 * count + 2 * n), largest);
+                _ = e.RequiredBytes(hostMemoryDevice: true); // the totals must not overflow either
+                return e;
             }
         }
         catch (OverflowException)
@@ -139,7 +141,7 @@ public sealed record MemoryEstimate(
             : "not even --batch 1 fits: lower --d-model, --n-layer, --seq-len or the vocabulary";
         if (LargestTensor > MaxTensorElements)
             throw new RunTooLargeException(string.Create(inv,
-                $"This run does not fit: its largest tensor has {LargestTensor:N0} elements, more than the {MaxTensorElements:N0} one tensor may hold ({Sizes(Model, Batch)}); {fix}."));
+                $"This run does not fit: it needs {Format(RequiredBytes(hostMemoryDevice))} ({Summary()}) and its largest tensor has {LargestTensor:N0} elements, more than the {MaxTensorElements:N0} one tensor may hold; {fix}."));
         var where = hostMemoryDevice ? $"{deviceName} (host RAM available now)"
             : DeviceBytes > deviceBytes ? $"{deviceName}'s memory" : "host RAM available now (checkpoint staging)";
         var (need, have) = hostMemoryDevice ? (RequiredBytes(true), deviceBytes)

@@ -44,10 +44,13 @@ public static class LossPlot
         if (Divergence(records) is { } bad)
         {
             var line = plot.Add.VerticalLine(bad.Step, 2, Colors.Red, LinePattern.Dashed);
-            line.LabelText = string.Create(CultureInfo.InvariantCulture, $"diverged at step {bad.Step} (loss {bad.Loss})");
-            line.LegendText = line.LabelText;
+            line.LabelText = string.Create(CultureInfo.InvariantCulture, $"diverged at step {bad.Step}");
+            line.LegendText = string.Create(CultureInfo.InvariantCulture, $"diverged at step {bad.Step} (loss {bad.Loss})");
             if (train.LastOrDefault(r => r.Step < bad.Step) is { } last)
                 plot.Add.Marker(bad.Step, last.Loss, MarkerShape.Cross, 14, Colors.Red);
+            // Room right of the line for its label.
+            var first = records.Min(r => r.Step);
+            plot.Axes.SetLimitsX(first, bad.Step + Math.Max(1, 0.15 * (bad.Step - first)));
         }
         plot.Title(title);
         plot.XLabel("step");
