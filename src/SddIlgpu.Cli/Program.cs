@@ -1,5 +1,8 @@
-// The sdd command-line tool: train, sample, eval, plot, devices, doctor, bench, experiment.
-// Bad input exits non-zero with a message that names the problem and the fix.
+// The sdd command-line tool: train, sample, eval, plot, devices, doctor, bench, experiment, on System.CommandLine.
+// Exit codes: 0 success; 1 bad data, file, checkpoint or device (one line "sdd: ..."); 2 a usage mistake (one line
+// naming it, then the usage); 3 a diverged training run. Never a stack trace for bad input.
+using System.CommandLine;
+using System.CommandLine.Invocation;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training.Checkpoints;
 using SddIlgpu.Training.Data;
@@ -8,30 +11,50 @@ namespace SddIlgpu.Cli;
 
 public static class Program
 {
-    static readonly (string Name, string Help)[] Commands =
+    /// <summary>The commands in help order. Adding a command: a class whose <c>Create()</c> returns its Command, and one entry here.</summary>
+    static Command[] Commands() =>
     [
-        ("train", "train a model (default: the tiny preset on the built-in corpus)"),
-        ("sample", "generate text from a checkpoint"),
-        ("eval", "validation loss of a checkpoint on a text file"),
-        ("plot", "write the loss plot of a run folder"),
-        ("devices", "list compute devices"),
-        ("doctor", "check that a device computes every op and model step correctly"),
-        ("bench", "GEMM, attention, norm and training-step speed of a device"),
-        ("experiment", "reproduce the SDD paper's claims at small scale (tables and plots)"),
+        TrainCommand.Create(),
+        SampleCommands.CreateSample(),
+        SampleCommands.CreateEval(),
+        SampleCommands.CreatePlot(),
+        DevicesCommand.Create(),
+        DoctorCommand.Create(),
+        BenchCommand.Create(),
+        ExperimentCommand.Create(),
     ];
+
+    /// <summary>The whole command tree (also what shell completion reads through the [suggest] directive).</summary>
+    public static RootCommand Root()
+    {
+        var root = new RootCommand("sdd: train small transformer language models with Scale-Distribution Decoupling (SDD) on any GPU or the CPU.");
+        foreach (var c in Commands())
+            root.Add(c);
+        return root;
+    }
 
     public static int Main(string[] args)
     {
+        if (args is ["help", .. var rest])
+            args = [.. rest, "--help"];
+        ParseResult? parsed = null;
         try
         {
-            return Dispatch(args);
+            parsed = Root().Parse(args);
+            if (parsed.Action is ParseErrorAction)
+            {
+                if (args.Length == 0)
+                {
+                    Root().Parse(["--help"]).Invoke();
+                    return 2;
+                }
+                return UsageError(parsed, FirstError(parsed));
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (UsageException e)
+        catch (UsageException e) when (parsed is not null)
         {
-            Console.Error.WriteLine($"sdd: {e.Message}");
-            Console.Error.WriteLine();
-            Console.Error.WriteLine(UsageFor(args.Length > 0 ? args[0] : ""));
-            return 2;
+            return UsageError(parsed, e.Message);
         }
         catch (Exception e) when (e is DeviceNotFoundException or DataException or CheckpointException or ArgumentException
                                        or IOException or UnauthorizedAccessException or InvalidDataException)
@@ -41,47 +64,82 @@ public static class Program
         }
     }
 
-    static int Dispatch(string[] args)
+    /// <summary>
+    /// Parses <paramref name="argv"/> against one command alone and runs it: the entry point of tests that call a command
+    /// directly. A parse error throws <see cref="UsageException"/>.
+    /// </summary>
+    internal static int Invoke(Command command, IReadOnlyList<string> argv)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-        {
-            Console.WriteLine(GeneralUsage());
-            return args.Length == 0 ? 2 : 0;
-        }
-        var rest = args[1..];
-        if (rest.Contains("--help") || rest.Contains("-h"))
-        {
-            Console.WriteLine(UsageFor(args[0]));
-            return 0;
-        }
-        return args[0] switch
-        {
-            "train" => TrainCommand.Run(rest),
-            "sample" => SampleCommands.Sample(rest),
-            "eval" => SampleCommands.Eval(rest),
-            "plot" => SampleCommands.Plot(rest),
-            "devices" => DevicesCommand.Run(rest),
-            "doctor" => DoctorCommand.Run(rest),
-            "bench" => BenchCommand.Run(rest),
-            "experiment" => ExperimentCommand.Run(rest),
-            _ => throw new UsageException($"Unknown command '{args[0]}'."),
-        };
+        var parsed = command.Parse(argv);
+        if (parsed.Action is ParseErrorAction)
+            throw new UsageException(FirstError(parsed));
+        return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     }
 
-    static string GeneralUsage() =>
-        "usage: sdd COMMAND [flags]   (sdd COMMAND --help for its flags)\n\n" +
-        string.Join("\n", Commands.Select(c => $"  {c.Name,-11}{c.Help}"));
-
-    static string UsageFor(string command) => command switch
+    static int UsageError(ParseResult parsed, string message)
     {
-        "train" => CliArgs.Usage("train", TrainCommand.Synopsis, TrainCommand.Flags),
-        "sample" => CliArgs.Usage("sample", "CHECKPOINT [--prompt TEXT] [--tokens N]", SampleCommands.SampleFlags),
-        "eval" => CliArgs.Usage("eval", "CHECKPOINT [--data FILE]", SampleCommands.EvalFlags),
-        "plot" => CliArgs.Usage("plot", "RUN_DIR|LOG.jsonl [--out FILE.png]", SampleCommands.PlotFlags),
-        "devices" => CliArgs.Usage("devices", "", DevicesCommand.Flags),
-        "doctor" => CliArgs.Usage("doctor", DoctorCommand.Synopsis, DoctorCommand.Flags),
-        "bench" => CliArgs.Usage("bench", BenchCommand.Synopsis, BenchCommand.Flags),
-        "experiment" => ExperimentCommand.Usage(),
-        _ => GeneralUsage(),
-    };
+        var command = parsed.CommandResult.Command;
+        var path = new List<string>();
+        for (var r = parsed.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            path.Insert(0, r.Command is RootCommand ? "sdd" : r.Command.Name);
+        var usage = string.Join(" ", path)
+                    + string.Concat(command.Arguments.Select(a => $" {a.Name}"))
+                    + (command.Subcommands.Count > 0 ? " COMMAND" : "")
+                    + (command.Options.Count > 0 ? " [options]" : "");
+        Console.Error.WriteLine($"sdd: {message}");
+        Console.Error.WriteLine();
+        Console.Error.WriteLine($"usage: {usage}");
+        if (command.Subcommands.Count > 0)
+            foreach (var c in command.Subcommands)
+                Console.Error.WriteLine($"  {c.Name,-16}{c.Description}");
+        Console.Error.WriteLine($"({string.Join(" ", path)} --help lists every option and its default)");
+        return 2;
+    }
+
+    /// <summary>One line for the first mistake: an unknown token is named as an unknown flag, command or argument.</summary>
+    static string FirstError(ParseResult parsed)
+    {
+        if (parsed.UnmatchedTokens.Count > 0)
+        {
+            var token = parsed.UnmatchedTokens[0];
+            var command = parsed.CommandResult.Command;
+            if (token.StartsWith('-'))
+            {
+                var near = command.Options.Select(o => o.Name).Where(n => n.StartsWith("--", StringComparison.Ordinal))
+                    .OrderBy(n => EditDistance(n, token.Split('=')[0])).FirstOrDefault();
+                var hint = near is not null && EditDistance(near, token.Split('=')[0]) <= 2 ? $" Did you mean {near}?" : "";
+                return $"Unknown flag '{token}'.{hint}";
+            }
+            return command.Subcommands.Count > 0
+                ? $"Unknown command '{token}'. Commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}."
+                : $"Unexpected argument '{token}'.";
+        }
+        if (parsed.Errors.Count == 0)
+            return "Incomplete command.";
+        var first = string.Join(" ", parsed.Errors[0].Message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        if (first.StartsWith("Required argument missing", StringComparison.Ordinal) && parsed.CommandResult.Command.Arguments.FirstOrDefault() is { } argument)
+            return $"Missing {argument.Name}: give {argument.Description}.";
+        return first == "Required command was not provided."
+            ? $"Name a command: {string.Join(", ", parsed.CommandResult.Command.Subcommands.Select(c => c.Name))}."
+            : first;
+    }
+
+    static int EditDistance(string a, string b)
+    {
+        var d = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+            d[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var prev = d[0];
+            d[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var temp = d[j];
+                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
+                prev = temp;
+            }
+        }
+        return d[b.Length];
+    }
 }

@@ -1,95 +1,95 @@
-// `sdd sample`, `sdd eval` and `sdd plot`: use a finished (or running) training run.
+// `sdd sample`, `sdd eval` and `sdd plot`: use a finished (or running) training run, given as its folder or a file.
+using System.CommandLine;
+using System.Globalization;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
-using SddIlgpu.Training.Checkpoints;
 using SddIlgpu.Training.Data;
 using SddIlgpu.Training.Metrics;
+using static SddIlgpu.Cli.CliOptions;
 
 namespace SddIlgpu.Cli;
 
 public static class SampleCommands
 {
-    public static readonly Flag[] SampleFlags =
-    [
-        new("prompt", "text to continue", Default: "empty"),
-        new("tokens", "tokens to generate", Default: "300"),
-        new("temperature", "sampling temperature", Default: "0.8"),
-        new("top-k", "sample from the k most likely tokens (0: all)", Default: "40"),
-        new("seed", "sampling seed", Default: "1"),
-        Flag.Device(),
-    ];
+    static Argument<string> Run(string what) => new("RUN") { Description = $"the run folder or {what}" };
 
-    public static readonly Flag[] EvalFlags =
-    [
-        new("data", "text file to evaluate on (its validation part)", Default: "the run's own data"),
-        new("batches", "validation batches", Default: "the run's eval-batches"),
-        Flag.Device(),
-    ];
-
-    public static readonly Flag[] PlotFlags = [new("out", "PNG to write", Default: "loss.png beside the log")];
-
-    public static int Sample(IReadOnlyList<string> argv)
+    public static Command CreateSample()
     {
-        var a = CliArgs.Parse(argv, SampleFlags, maxPositional: 1);
-        var path = Checkpoint(a);
-        var state = Training.Checkpoints.Checkpoint.ReadState(path);
-        var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
-        using var device = Device.Open(a.String("device", "auto"));
-        using var weights = new ModelWeights(device, state.Model);
-        Training.Checkpoints.Checkpoint.Load(path, weights, null);
-        using var sampler = new TextSampler(weights);
-        Console.WriteLine(sampler.Generate(tokenizer, a.String("prompt", ""), a.Int("tokens", 300),
-            a.Double("temperature") ?? 0.8, a.Int("top-k", 40), a.ULong("seed") ?? 1));
-        return 0;
-    }
-
-    public static int Eval(IReadOnlyList<string> argv)
-    {
-        var a = CliArgs.Parse(argv, EvalFlags, maxPositional: 1);
-        var path = Checkpoint(a);
-        var state = Training.Checkpoints.Checkpoint.ReadState(path);
-        var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
-        var data = a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource);
-        var corpus = TrainCommand.LoadCorpus(data, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
-        using var device = Device.Open(a.String("device", "auto"));
-        var train = state.Train with { EvalBatches = a.Int("batches") ?? state.Train.EvalBatches };
-        var outDir = Path.Combine(Path.GetTempPath(), $"sdd-eval-{Environment.ProcessId}");
-        try
+        var run = Run("its checkpoint.safetensors");
+        var prompt = With("--prompt", "text to continue (default: empty, the model starts from a token seen in training)", "", "TEXT");
+        var tokens = With("--tokens", "tokens to generate", 300, "N").AtLeast(1);
+        var temperature = Temperature(0.8);
+        var topK = TopK(40);
+        var seed = With("--seed", "sampling seed", 1UL, "S");
+        var device = CliOptions.DeviceOption();
+        var command = new Command("sample", "generate text from a checkpoint") { run, prompt, tokens, temperature, topK, seed, device };
+        command.SetAction(p =>
         {
-            using var trainer = Trainer.Resume(device, path, corpus, outDir, new TrainerOptions { WritePlot = false });
-            var loss = trainer.Evaluate();
-            Console.WriteLine($"validation loss {loss:F4} over {train.EvalBatches} batches of {train.Batch}×{state.Model.SeqLen} tokens from {corpus.Source} (step {state.Step})");
-        }
-        finally
+            var path = TrainCommand.CheckpointPath(p.GetValue(run)!);
+            var state = Training.Checkpoints.Checkpoint.ReadState(path);
+            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+            using var d = Device.Open(p.GetValue(device)!);
+            using var weights = new ModelWeights(d, state.Model);
+            Training.Checkpoints.Checkpoint.Load(path, weights, null);
+            using var sampler = new TextSampler(weights);
+            Console.WriteLine(sampler.Generate(tokenizer, p.GetValue(prompt)!, p.GetValue(tokens), p.GetValue(temperature), p.GetValue(topK), p.GetValue(seed)));
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command CreateEval()
+    {
+        var run = Run("its checkpoint.safetensors");
+        var data = Text("--data", "text file to evaluate on, its validation part (default: the run's own data)", "FILE");
+        var batches = Optional<int>("--batches", "validation batches (default: the run's --eval-batches)", "N").AtLeast(1);
+        var device = CliOptions.DeviceOption();
+        var command = new Command("eval", "validation loss of a checkpoint on a text file") { run, data, batches, device };
+        command.SetAction(p =>
         {
-            if (Directory.Exists(outDir))
-                Directory.Delete(outDir, recursive: true);
-        }
-        return 0;
+            var path = TrainCommand.CheckpointPath(p.GetValue(run)!);
+            var state = Training.Checkpoints.Checkpoint.ReadState(path);
+            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+            var source = p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource);
+            var corpus = TrainCommand.LoadCorpus(source, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
+            using var d = Device.Open(p.GetValue(device)!);
+            var outDir = Path.Combine(Path.GetTempPath(), $"sdd-eval-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            try
+            {
+                using var trainer = Trainer.Resume(d, path, corpus, outDir, new TrainerOptions { WritePlot = false }, evalBatches: p.GetValue(batches));
+                var loss = trainer.Evaluate();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"validation loss {loss:F4} over {trainer.TrainConfig.EvalBatches} batches of {trainer.TrainConfig.Batch}×{state.Model.SeqLen} tokens from {corpus.Source} (step {state.Step})"));
+            }
+            finally
+            {
+                if (Directory.Exists(outDir))
+                    Directory.Delete(outDir, recursive: true);
+            }
+            return 0;
+        });
+        return command;
     }
 
-    public static int Plot(IReadOnlyList<string> argv)
+    public static Command CreatePlot()
     {
-        var a = CliArgs.Parse(argv, PlotFlags, maxPositional: 1);
-        if (a.Positional.Count == 0)
-            throw new UsageException("Give the run folder (or its log.jsonl).");
-        var target = a.Positional[0];
-        var logPath = Directory.Exists(target) ? Path.Combine(target, Trainer.LogFile) : target;
-        var records = StepRecord.ReadLog(logPath);
-        if (records.Count == 0)
-            throw new InvalidDataException($"'{logPath}' has no steps to plot.");
-        var output = a.String("out") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(logPath))!, Trainer.PlotFile);
-        LossPlot.Write(output, records, Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(logPath))) ?? "loss");
-        Console.WriteLine($"Wrote {output} ({records.Count} steps)");
-        return 0;
-    }
-
-    static string Checkpoint(CliArgs a)
-    {
-        if (a.Positional.Count == 0)
-            throw new UsageException("Give a checkpoint (the checkpoint.safetensors of a run folder, or the folder).");
-        var p = a.Positional[0];
-        return Directory.Exists(p) ? Path.Combine(p, Trainer.CheckpointFile) : p;
+        var run = Run("its log.jsonl");
+        var output = Text("--out", "PNG to write (default: loss.png beside the log)", "FILE");
+        var command = new Command("plot", "write the loss plot of a run folder") { run, output };
+        command.SetAction(p =>
+        {
+            var target = p.GetValue(run)!;
+            var logPath = Directory.Exists(target) ? Path.Combine(target, Trainer.LogFile) : target;
+            var records = StepRecord.ReadLog(logPath);
+            if (records.Count == 0)
+                throw new InvalidDataException($"'{logPath}' has no steps to plot.");
+            var folder = Path.GetDirectoryName(Path.GetFullPath(logPath))!;
+            var png = p.GetValue(output) ?? Path.Combine(folder, Trainer.PlotFile);
+            LossPlot.Write(png, records, Path.GetFileName(folder) is { Length: > 0 } name ? name : "loss");
+            Console.WriteLine($"Wrote {png} ({records.Count} steps)");
+            return 0;
+        });
+        return command;
     }
 }

@@ -1,166 +1,220 @@
-// `sdd train`: resolves the model and training configurations from a preset and flags (one flag per
-// record property), prints them, and runs the trainer with a progress line.
+// `sdd train`: resolves the model and training configurations from a preset and options (one option per record
+// property, its default the preset's value), prints them, and runs the trainer with a progress line.
+// Adding a training option: declare it below beside its kind, add it to the list in the constructor, read it in
+// ResolveModel / ResolveTrain / Options, and say in ResumeMay whether a resumed run accepts it.
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
+using static SddIlgpu.Cli.CliOptions;
 
 namespace SddIlgpu.Cli;
 
-public static class TrainCommand
+public sealed class TrainCommand
 {
-    public static readonly Flag[] Flags =
-    [
-        new("preset", "model preset: tiny, shakespeare-cpu, baby-gpt", Default: "tiny"),
-        new("data", "UTF-8 text file to train on", Default: "the built-in generated fables"),
-        new("out", "output folder (checkpoint, log.jsonl, loss.png)", Default: "runs/PRESET"),
-        new("resume", "continue from a checkpoint.safetensors (its configuration is used)"),
-        Flag.Device(),
-        new("tokenizer", "char, byte or gpt2", Default: "char"),
-        new("cache-dir", "where encoded corpora are cached", Default: "~/.cache/sdd/tokens"),
-        new("stop-at", "stop after this step (resume later with --resume)"),
-        new("quiet", "print only the final summary", IsBool: true),
-        new("dry-run", "print the configuration and memory estimate, then exit without creating anything", IsBool: true),
-        new("overwrite", "replace the run (checkpoint, log, plot) already in --out", IsBool: true),
-        // ModelConfig
-        new("residual", "pre, post or deepnorm", Default: "post"),
-        new("linear", "plain, sdd-code or sdd-paper", Default: "sdd-code"),
-        new("d-model", "width C"),
-        new("n-layer", "number of blocks L"),
-        new("n-head", "query heads NH"),
-        new("n-kv-head", "key/value heads KVH (divides NH)"),
-        new("ffn-hidden", "SwiGLU hidden width F", Default: "8C/3 rounded up to a multiple of 8"),
-        new("seq-len", "context length T"),
-        new("norm-eps", "RMS norm epsilon", Default: "1e-5"),
-        new("rope-theta", "rotary base", Default: "10000"),
-        new("init-std", "init std of matrices", Default: "1/sqrt(2.5 C)"),
-        // TrainConfig
-        new("steps", "optimizer steps"),
-        new("batch", "sequences per micro-batch B"),
-        new("grad-accum", "micro-batches per step", Default: "1"),
-        new("lr", "peak learning rate"),
-        new("min-lr-ratio", "final lr as a fraction of the peak", Default: "0.1"),
-        new("warmup", "linear warmup steps"),
-        new("weight-decay", "AdamW decoupled weight decay", Default: "0.1"),
-        new("beta1", "AdamW beta1", Default: "0.9"),
-        new("beta2", "AdamW beta2", Default: "0.95"),
-        new("adam-eps", "AdamW epsilon", Default: "1e-8"),
-        new("grad-clip", "global gradient-norm clip (0: off)", Default: "1"),
-        new("decay-norm-gains", "apply weight decay to norm gains and alphas", Default: "true"),
-        new("seed", "seed of weights, batches and sampling", Default: "1337"),
-        new("eval-every", "evaluate every N steps (0: only at the end)"),
-        new("eval-batches", "validation batches per evaluation"),
-        new("sample-every", "print a sample every N steps (0: off)", Default: "0"),
-        new("sample-tokens", "tokens per sample", Default: "200"),
-        new("temperature", "sampling temperature", Default: "0.8"),
-        new("top-k", "sample from the k most likely tokens (0: all)", Default: "40"),
-        new("checkpoint-every", "checkpoint every N steps (0: only at the end)", Default: "0"),
-        new("log-every", "log every N steps", Default: "1"),
-    ];
+    const string DefaultPreset = "tiny";
 
-    public const string Synopsis = "[--preset P] [--data FILE] [--steps N] [--seed S] [--device D] [--out DIR] [flags]";
+    // The run
+    readonly Option<string> preset = Choice("--preset", "model preset; the defaults of the model and training options below come from it", DefaultPreset, ModelConfig.PresetNames);
+    readonly Option<string?> data = Text("--data", "UTF-8 text file to train on (default: the built-in generated fables)", "FILE");
+    readonly Option<string?> output = Text("--out", "output folder: checkpoint, log.jsonl, loss.png (default: runs/PRESET)", "DIR");
+    readonly Option<string?> resume = Text("--resume", "continue a run: its folder or its checkpoint.safetensors (the checkpoint's configuration is used)", "RUN");
+    readonly Option<string> device = CliOptions.DeviceOption();
+    readonly Option<string> tokenizer = PresetTrainOption("--tokenizer", "tokenizer: " + string.Join(", ", Tokenizers.Kinds), t => t.Tokenizer, "KIND")
+        .Must(k => Tokenizers.Kinds.Contains(k), $"must be one of {string.Join(", ", Tokenizers.Kinds)}");
+    readonly Option<string?> cacheDir = Text("--cache-dir", $"where encoded corpora are cached (default: {TextCorpus.DefaultCacheDir})", "DIR");
+    readonly Option<int?> stopAt = Optional<int>("--stop-at", "stop after this step, keeping the schedule of --steps (continue later with --resume)", "N").AtLeast(1);
+    readonly Option<bool> quiet = Switch("--quiet", "print only the final summary");
+    readonly Option<bool> dryRun = Switch("--dry-run", "print the configuration and the memory estimate, then exit without creating anything");
+    readonly Option<bool> overwrite = Switch("--overwrite", "replace the run (checkpoint, log, plot) already in --out");
 
-    public static int Run(IReadOnlyList<string> argv)
+    // ModelConfig
+    readonly Option<string> residual = Choice("--residual", "how sub-layers join the residual stream", "post", ["pre", "post", "deepnorm"]);
+    readonly Option<string> linear = Choice("--linear", "fully-connected layers: plain, the authors' SDD code, or the paper's SDD", "sdd-code", ["plain", "sdd-code", "sdd-paper"]);
+    readonly Option<int> dModel = PresetModelOption("--d-model", "width C", m => m.DModel).AtLeast(1);
+    readonly Option<int> nLayer = PresetModelOption("--n-layer", "number of blocks L", m => m.NLayer).AtLeast(1);
+    readonly Option<int> nHead = PresetModelOption("--n-head", "query heads NH (divides C; C/NH even)", m => m.NHead).AtLeast(1);
+    readonly Option<int?> nKvHead = Optional<int>("--n-kv-head", "key/value heads KVH, dividing NH (default: NH)", "N").AtLeast(1);
+    readonly Option<int?> ffnHidden = Optional<int>("--ffn-hidden", "SwiGLU hidden width F (default: 8C/3 rounded up to a multiple of 8)", "N").AtLeast(1);
+    readonly Option<int> seqLen = PresetModelOption("--seq-len", "context length T", m => m.SeqLen).AtLeast(1);
+    readonly Option<float> normEps = With("--norm-eps", "RMS norm epsilon", 1e-5f).Must(v => v > 0 && float.IsFinite(v), "must be a positive finite number");
+    readonly Option<double> ropeTheta = With("--rope-theta", "rotary base", 10000.0).Positive();
+    readonly Option<double> initStd = With("--init-std", "init std of matrices; 0 is 1/sqrt(2.5 C)", 0.0).NonNegative("1/sqrt(2.5 C)");
+
+    // TrainConfig
+    readonly Option<int> steps = PresetTrainOption("--steps", "optimizer steps (the length of the lr schedule)", t => t.Steps, "N").AtLeast(1);
+    readonly Option<int> batch = PresetTrainOption("--batch", "sequences per micro-batch B", t => t.Batch, "B").AtLeast(1);
+    readonly Option<int> gradAccum = PresetTrainOption("--grad-accum", "micro-batches per step", t => t.GradAccum, "N").AtLeast(1);
+    readonly Option<double> lr = PresetTrainOption("--lr", "peak learning rate", t => t.Lr).Positive();
+    readonly Option<double> minLrRatio = PresetTrainOption("--min-lr-ratio", "final learning rate as a fraction of the peak (cosine decay)", t => t.MinLrRatio).InRange(0, 1, maxIncluded: true);
+    readonly Option<int> warmup = PresetTrainOption("--warmup", "linear warmup steps", t => t.Warmup, "N").AtLeast(0);
+    readonly Option<double> weightDecay = PresetTrainOption("--weight-decay", "AdamW decoupled weight decay; 0 is off", t => t.WeightDecay).NonNegative("off");
+    readonly Option<double> beta1 = PresetTrainOption("--beta1", "AdamW beta1", t => t.Beta1).InRange(0, 1, maxIncluded: false);
+    readonly Option<double> beta2 = PresetTrainOption("--beta2", "AdamW beta2", t => t.Beta2).InRange(0, 1, maxIncluded: false);
+    readonly Option<double> adamEps = PresetTrainOption("--adam-eps", "AdamW epsilon", t => t.AdamEps).Positive();
+    readonly Option<double> gradClip = PresetTrainOption("--grad-clip", "global gradient-norm clip; 0 is off", t => t.GradClip).NonNegative("off");
+    readonly Option<bool> decayNormGains = PresetTrainOption("--decay-norm-gains", "apply weight decay to norm gains and alphas: true (the default) or false", t => t.DecayNormGains);
+    readonly Option<ulong> seed = PresetTrainOption("--seed", "seed of weights, batches and samples", t => t.Seed, "S");
+    readonly Option<int> evalEvery = PresetTrainOption("--eval-every", "evaluate every N steps (0: only at the end)", t => t.EvalEvery, "N").AtLeast(0);
+    readonly Option<int> evalBatches = PresetTrainOption("--eval-batches", "validation batches per evaluation", t => t.EvalBatches, "N").AtLeast(1);
+    readonly Option<int> sampleEvery = PresetTrainOption("--sample-every", "print a sample every N steps (0: off)", t => t.SampleEvery, "N").AtLeast(0);
+    readonly Option<int> sampleTokens = PresetTrainOption("--sample-tokens", "tokens per sample", t => t.SampleTokens, "N").AtLeast(1);
+    readonly Option<double> temperature = PresetTrainOption("--temperature", "sampling temperature; 0 is greedy (the most likely token)", t => t.Temperature).NonNegative("greedy");
+    readonly Option<int> topK = PresetTrainOption("--top-k", "sample from the k most likely tokens; 0 is off (every token)", t => t.TopK, "K").Must(v => v >= 0, "must be zero (off) or positive");
+    readonly Option<int> checkpointEvery = PresetTrainOption("--checkpoint-every", "checkpoint every N steps (0: only at the end)", t => t.CheckpointEvery, "N").AtLeast(0);
+    readonly Option<int> logEvery = PresetTrainOption("--log-every", "log every N steps", t => t.LogEvery, "N").AtLeast(1);
+
+    /// <summary>The options a resumed run accepts; every other one would contradict the checkpoint's configuration.</summary>
+    Option[] ResumeMay => [resume, device, output, data, quiet, steps, cacheDir, stopAt, dryRun, overwrite];
+
+    readonly Command command = new("train", "train a model (default: the tiny preset on the built-in corpus)");
+
+    TrainCommand()
     {
-        var a = CliArgs.Parse(argv, Flags);
-        var deviceName = a.String("device", "auto");
-        Device.Parse(deviceName); // a misspelt device fails before any data is read
+        foreach (var o in (Option[])[preset, data, output, resume, device, tokenizer, cacheDir, stopAt, quiet, dryRun, overwrite,
+                     residual, linear, dModel, nLayer, nHead, nKvHead, ffnHidden, seqLen, normEps, ropeTheta, initStd,
+                     steps, batch, gradAccum, lr, minLrRatio, warmup, weightDecay, beta1, beta2, adamEps, gradClip, decayNormGains,
+                     seed, evalEvery, evalBatches, sampleEvery, sampleTokens, temperature, topK, checkpointEvery, logEvery])
+            command.Add(o);
+        command.SetAction(Run);
+    }
+
+    public static Command Create() => new TrainCommand().command;
+
+    /// <summary>A training option whose default is the chosen preset's value; help lists each preset's value where they differ.</summary>
+    static Option<T> PresetTrainOption<T>(string name, string description, Func<TrainConfig, T> pick, string helpName = "X") =>
+        PresetOption(name, description, p => pick(TrainConfig.ForPreset(p)), helpName);
+
+    /// <summary>A model option whose default is the chosen preset's value.</summary>
+    static Option<T> PresetModelOption<T>(string name, string description, Func<ModelConfig, T> pick, string helpName = "N") =>
+        PresetOption(name, description, p => pick(ModelConfig.Preset(p, 1, Residual.Post, LinearKind.SddCode)), helpName);
+
+    static Option<T> PresetOption<T>(string name, string description, Func<string, T> pick, string helpName)
+    {
+        var values = ModelConfig.PresetNames.Select(p => (Preset: p, Value: Format(pick(p)))).ToArray();
+        if (values.Select(v => v.Value).Distinct().Count() > 1)
+            description += $" (default from --preset: {string.Join(", ", values.Select(v => $"{v.Preset} {v.Value}"))})";
+        return new Option<T>(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            DefaultValueFactory = r => pick(ChosenPreset(r)),
+        };
+    }
+
+    /// <summary>The --preset of the command line being parsed (the default preset while help is written).</summary>
+    static string ChosenPreset(ArgumentResult r) =>
+        r.GetResult("--preset") is OptionResult { Tokens: [{ Value: var p }] } && ModelConfig.PresetNames.Contains(p) ? p : DefaultPreset;
+
+    int Run(ParseResult p)
+    {
+        var deviceName = p.GetValue(device)!;
+        Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
         using var signals = RunSignals.ForConsole();
-        Device? device = null;
+        Device? opened = null;
         Trainer? trainer;
         try
         {
-            trainer = Start(a, deviceName, d => device = d, signals.Token);
+            trainer = Start(p, deviceName, d => opened = d, signals.Token);
         }
         catch
         {
-            device?.Dispose();
+            opened?.Dispose();
             throw;
         }
-        using (device)
+        using (opened)
         using (trainer)
         {
             if (trainer is null)
                 return 0; // --dry-run
             var result = trainer.Run();
             Console.WriteLine();
-            return RunReport.Print(result, signals, ResumeCommand(trainer.CheckpointPath, device!.Name, a));
+            return RunReport.Print(result, signals, ResumeCommand(p, trainer.CheckpointPath, opened!.Name));
         }
     }
 
-    /// <summary>The exact command that continues this run (flags that are not in the checkpoint included).</summary>
-    internal static string ResumeCommand(string checkpoint, string deviceName, CliArgs a)
+    /// <summary>The exact command that continues this run (with the options the checkpoint does not record).</summary>
+    string ResumeCommand(ParseResult p, string checkpoint, string deviceName)
     {
         var parts = new List<string> { "sdd", "train", "--resume", RunReport.Quote(Path.GetFullPath(checkpoint)), "--device", RunReport.Quote(deviceName) };
-        if (a.String("cache-dir") is { } cache)
+        if (p.GetValue(cacheDir) is { } cache)
             parts.AddRange(["--cache-dir", RunReport.Quote(Path.GetFullPath(cache))]);
-        if (a.String("data") is { } data)
-            parts.AddRange(["--data", RunReport.Quote(Path.GetFullPath(data))]);
+        if (p.GetValue(data) is { } file)
+            parts.AddRange(["--data", RunReport.Quote(Path.GetFullPath(file))]);
         return string.Join(' ', parts);
     }
 
     /// <summary>
-    /// Resolves data and configurations first (cheap, most errors), checks the memory estimate's size limits, then
-    /// opens the device and builds the trainer (which checks the estimate against the device's memory before it
-    /// allocates or creates the folder). Returns null for --dry-run, after printing the estimate.
+    /// Resolves data and configurations first (cheap, most errors), checks the memory estimate, then opens the
+    /// device and builds the trainer (which checks the estimate against the device's memory before it allocates
+    /// or creates the folder). Returns null for --dry-run, after printing the estimate.
     /// </summary>
-    static Trainer? Start(CliArgs a, string deviceName, Action<Device> opened, CancellationToken cancel)
+    Trainer? Start(ParseResult p, string deviceName, Action<Device> opened, CancellationToken cancel)
     {
-        var quiet = a.Bool("quiet") ?? false;
-        var cacheDir = a.String("cache-dir") ?? TextCorpus.DefaultCacheDir;
+        var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
         Device Open()
         {
-            var d = Device.Open(deviceName);
+            var d = Tensors.Device.Open(deviceName);
             opened(d);
             return d;
         }
-        if (a.String("resume") is { } resume)
+        if (p.GetValue(resume) is { } resumeArg)
         {
-            foreach (var f in Flags.Where(f => f.Name is not ("resume" or "device" or "out" or "data" or "quiet" or "steps" or "cache-dir" or "stop-at" or "dry-run" or "overwrite")))
-                if (a.Has(f.Name))
-                    throw new UsageException($"--{f.Name} cannot change a resumed run: the checkpoint's configuration is used (only --steps, --stop-at, --data, --out, --device, --cache-dir, --quiet, --dry-run, --overwrite may be given).");
-            var state = Training.Checkpoints.Checkpoint.ReadState(resume);
-            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
-            var corpus = LoadCorpus(a.String("data") ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tokenizer.Kind, cacheDir, tokenizer);
-            var outDir = a.String("out") ?? Path.GetDirectoryName(Path.GetFullPath(resume))!;
-            var train = a.Int("steps") is int steps ? state.Train with { Steps = steps } : state.Train;
-            var estimate = PreCheck(state.Model, train, deviceName, a.Bool("dry-run") == true);
-            var device = Open();
-            if (a.Bool("dry-run") == true)
-                return DryRun(device, corpus, state.Model, train, outDir, estimate);
-            var trainer = Trainer.Resume(device, resume, corpus, outDir, Options(a, quiet, cancel), a.Int("steps"));
-            Console.WriteLine($"Resuming {resume} at step {trainer.Step} on {device}");
+            foreach (var o in command.Options.Where(o => !ResumeMay.Contains(o) && p.Given(o)))
+                throw new UsageException($"{o.Name} cannot change a resumed run: the checkpoint's configuration is used (only {string.Join(", ", ResumeMay.Skip(1).Select(m => m.Name))} may be given).");
+            var path = CheckpointPath(resumeArg);
+            var state = Training.Checkpoints.Checkpoint.ReadState(path);
+            var stepsArg = p.Given(steps) ? p.GetValue(steps) : (int?)null;
+            var end = Math.Min(stepsArg ?? state.Train.Steps, p.GetValue(stopAt) ?? int.MaxValue);
+            if (end <= state.Step)
+                throw new ArgumentException(stepsArg is int s && s < state.Step
+                    ? $"--steps {s} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}."
+                    : $"Nothing to train: the checkpoint is at step {state.Step} and the run would stop at step {end}. Give --steps (and --stop-at) above {state.Step}.");
+            var tok = Tokenizers.FromJson(state.TokenizerJson);
+            var corpus = LoadCorpus(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
+            var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var train = state.Train with { Steps = stepsArg ?? state.Train.Steps };
+            var estimate = PreCheck(state.Model, train, deviceName, p.GetValue(dryRun));
+            var d = Open();
+            if (p.GetValue(dryRun))
+                return DryRun(d, corpus, state.Model, train, outDir, estimate);
+            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, cancel), stepsArg);
+            Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
         else
         {
-            var preset = a.String("preset", "tiny");
-            var defaults = TrainConfig.ForPreset(preset);
-            var tokenizerKind = a.String("tokenizer", defaults.Tokenizer);
-            var corpus = LoadCorpus(a.String("data"), tokenizerKind, cacheDir, null);
-            var model = ResolveModel(a, preset, corpus.Tokenizer.VocabSize);
-            var train = ResolveTrain(a, defaults with { Tokenizer = tokenizerKind });
+            var presetName = p.GetValue(preset)!;
+            var corpus = LoadCorpus(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
+            var model = ResolveModel(p, corpus.Tokenizer.VocabSize);
+            var train = ResolveTrain(p);
             model.Validate();
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
-            var outDir = a.String("out", Path.Combine("runs", preset));
-            var estimate = PreCheck(model, train, deviceName, a.Bool("dry-run") == true);
-            var device = Open();
-            if (a.Bool("dry-run") == true)
-                return DryRun(device, corpus, model, train, outDir, estimate);
-            var trainer = Trainer.Create(device, model, train, corpus, outDir, Options(a, quiet, cancel));
-            PrintConfiguration(device, corpus, model, train, outDir);
+            var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
+            var estimate = PreCheck(model, train, deviceName, p.GetValue(dryRun));
+            var d = Open();
+            if (p.GetValue(dryRun))
+                return DryRun(d, corpus, model, train, outDir, estimate);
+            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, cancel));
+            PrintConfiguration(d, corpus, model, train, outDir);
             return trainer;
         }
     }
 
-    static TrainerOptions Options(CliArgs a, bool quiet, CancellationToken cancel) => new()
+    /// <summary>A run folder means its checkpoint.safetensors (as for sample and eval).</summary>
+    internal static string CheckpointPath(string fileOrFolder) =>
+        Directory.Exists(fileOrFolder) ? Path.Combine(fileOrFolder, Trainer.CheckpointFile) : fileOrFolder;
+
+    TrainerOptions Options(ParseResult p, CancellationToken cancel) => new()
     {
-        StopAtStep = a.Int("stop-at"),
-        OnStep = quiet ? null : Progress.Print,
+        StopAtStep = p.GetValue(stopAt),
+        OnStep = p.GetValue(quiet) ? null : Progress.Print,
         Cancellation = cancel,
-        Overwrite = a.Bool("overwrite") ?? false,
+        Overwrite = p.GetValue(overwrite),
     };
 
     /// <summary>
@@ -171,7 +225,7 @@ public static class TrainCommand
     {
         var estimate = MemoryEstimate.For(model, train);
         if (!dryRun && deviceName.Trim().ToLowerInvariant() is "cpu" or "ilgpu-cpu")
-            estimate.EnsureFits(Device.AvailableHostMemoryBytes(), Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
+            estimate.EnsureFits(Tensors.Device.AvailableHostMemoryBytes(), Tensors.Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
         return estimate;
     }
 
@@ -191,49 +245,49 @@ public static class TrainCommand
             ? TextCorpus.FromText(GeneratedCorpus.Generate(), GeneratedCorpus.Name, tokenizerKind, null, tokenizer)
             : TextCorpus.Load(data, tokenizerKind, cacheDir, tokenizer);
 
-    internal static ModelConfig ResolveModel(CliArgs a, string preset, int vocab)
+    ModelConfig ResolveModel(ParseResult p, int vocab)
     {
-        var residual = a.String("residual") is { } r ? ModelConfig.ParseResidual(r) : Residual.Post;
-        var linear = a.String("linear") is { } l ? ModelConfig.ParseLinear(l) : LinearKind.SddCode;
-        var m = ModelConfig.Preset(preset, vocab, residual, linear);
-        var dModel = a.Int("d-model") ?? m.DModel;
+        var m = ModelConfig.Preset(p.GetValue(preset)!, vocab, ModelConfig.ParseResidual(p.GetValue(residual)!), ModelConfig.ParseLinear(p.GetValue(linear)!));
+        var c = p.GetValue(dModel);
+        var nh = p.GetValue(nHead);
         return m with
         {
-            DModel = dModel,
-            NLayer = a.Int("n-layer") ?? m.NLayer,
-            NHead = a.Int("n-head") ?? m.NHead,
-            NKvHead = a.Int("n-kv-head") ?? a.Int("n-head") ?? m.NKvHead,
-            FfnHidden = a.Int("ffn-hidden") ?? (a.Has("d-model") ? ModelConfig.DefaultFfnHidden(dModel) : m.FfnHidden),
-            SeqLen = a.Int("seq-len") ?? m.SeqLen,
-            NormEps = (float)(a.Double("norm-eps") ?? m.NormEps),
-            RopeTheta = a.Double("rope-theta") ?? m.RopeTheta,
-            InitStd = a.Double("init-std") ?? m.InitStd,
+            DModel = c,
+            NLayer = p.GetValue(nLayer),
+            NHead = nh,
+            NKvHead = p.GetValue(nKvHead) ?? nh,
+            FfnHidden = p.GetValue(ffnHidden) ?? ModelConfig.DefaultFfnHidden(c),
+            SeqLen = p.GetValue(seqLen),
+            NormEps = p.GetValue(normEps),
+            RopeTheta = p.GetValue(ropeTheta),
+            InitStd = p.GetValue(initStd),
         };
     }
 
-    internal static TrainConfig ResolveTrain(CliArgs a, TrainConfig d) => d with
+    TrainConfig ResolveTrain(ParseResult p) => TrainConfig.ForPreset(p.GetValue(preset)!) with
     {
-        Steps = a.Int("steps") ?? d.Steps,
-        Batch = a.Int("batch") ?? d.Batch,
-        GradAccum = a.Int("grad-accum") ?? d.GradAccum,
-        Lr = a.Double("lr") ?? d.Lr,
-        MinLrRatio = a.Double("min-lr-ratio") ?? d.MinLrRatio,
-        Warmup = a.Int("warmup") ?? d.Warmup,
-        WeightDecay = a.Double("weight-decay") ?? d.WeightDecay,
-        Beta1 = a.Double("beta1") ?? d.Beta1,
-        Beta2 = a.Double("beta2") ?? d.Beta2,
-        AdamEps = a.Double("adam-eps") ?? d.AdamEps,
-        GradClip = a.Double("grad-clip") ?? d.GradClip,
-        DecayNormGains = a.Bool("decay-norm-gains") ?? d.DecayNormGains,
-        Seed = a.ULong("seed") ?? d.Seed,
-        EvalEvery = a.Int("eval-every") ?? d.EvalEvery,
-        EvalBatches = a.Int("eval-batches") ?? d.EvalBatches,
-        SampleEvery = a.Int("sample-every") ?? d.SampleEvery,
-        SampleTokens = a.Int("sample-tokens") ?? d.SampleTokens,
-        Temperature = a.Double("temperature") ?? d.Temperature,
-        TopK = a.Int("top-k") ?? d.TopK,
-        CheckpointEvery = a.Int("checkpoint-every") ?? d.CheckpointEvery,
-        LogEvery = a.Int("log-every") ?? d.LogEvery,
+        Tokenizer = p.GetValue(tokenizer)!,
+        Steps = p.GetValue(steps),
+        Batch = p.GetValue(batch),
+        GradAccum = p.GetValue(gradAccum),
+        Lr = p.GetValue(lr),
+        MinLrRatio = p.GetValue(minLrRatio),
+        Warmup = p.GetValue(warmup),
+        WeightDecay = p.GetValue(weightDecay),
+        Beta1 = p.GetValue(beta1),
+        Beta2 = p.GetValue(beta2),
+        AdamEps = p.GetValue(adamEps),
+        GradClip = p.GetValue(gradClip),
+        DecayNormGains = p.GetValue(decayNormGains),
+        Seed = p.GetValue(seed),
+        EvalEvery = p.GetValue(evalEvery),
+        EvalBatches = p.GetValue(evalBatches),
+        SampleEvery = p.GetValue(sampleEvery),
+        SampleTokens = p.GetValue(sampleTokens),
+        Temperature = p.GetValue(temperature),
+        TopK = p.GetValue(topK),
+        CheckpointEvery = p.GetValue(checkpointEvery),
+        LogEvery = p.GetValue(logEvery),
     };
 
     static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir)

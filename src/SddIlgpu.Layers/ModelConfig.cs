@@ -101,7 +101,7 @@ public sealed record ModelConfig(int Vocab, int DModel, int NLayer, int NHead, i
         {
             ["vocab"] = Vocab, ["d_model"] = DModel, ["n_layer"] = NLayer, ["n_head"] = NHead, ["n_kv_head"] = NKvHead,
             ["ffn_hidden"] = FfnHidden, ["seq_len"] = SeqLen, ["residual"] = Name(Residual), ["linear"] = Name(Linear),
-            ["norm_eps"] = (double)NormEps, ["rope_theta"] = RopeTheta, ["head_dim"] = HeadDim,
+            ["norm_eps"] = NormEps, ["rope_theta"] = RopeTheta, ["head_dim"] = HeadDim,
         };
         if (InitStd > 0)
             o["init_std"] = InitStd;

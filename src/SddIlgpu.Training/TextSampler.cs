@@ -44,9 +44,16 @@ public sealed class TextSampler : IDisposable
         return prompt + tokenizer.Decode(generated);
     }
 
-    /// <summary>Draws an index from softmax(logits / temperature) restricted to the top k (k = 0: all).</summary>
+    /// <summary>
+    /// Draws an index from softmax(logits / temperature) restricted to the top k (k = 0: all). Temperature 0 is
+    /// greedy: the most likely index (the lowest on ties), the same as top-k 1. A negative, NaN or infinite
+    /// temperature or a negative k is an <see cref="ArgumentOutOfRangeException"/>.
+    /// </summary>
     public static int Pick(ReadOnlySpan<float> logits, double temperature, int topK, float uniform)
     {
+        if (!(temperature >= 0) || double.IsInfinity(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "The temperature must be 0 (greedy) or a positive finite number.");
+        ArgumentOutOfRangeException.ThrowIfNegative(topK);
         var n = logits.Length;
         var order = new int[n];
         for (var i = 0; i < n; i++)
@@ -54,6 +61,8 @@ public sealed class TextSampler : IDisposable
         var copy = logits.ToArray();
         Array.Sort(order, (a, b) => copy[b].CompareTo(copy[a]) is var c && c != 0 ? c : a.CompareTo(b));
         var k = topK > 0 ? Math.Min(topK, n) : n;
+        if (temperature == 0 || k == 1)
+            return order[0];
         var max = copy[order[0]];
         var probs = new double[k];
         double total = 0;

@@ -60,17 +60,22 @@ public sealed record TrainConfig
         Require(GradClip >= 0, $"--grad-clip must be zero (off) or positive; got {GradClip}.");
         Require(EvalEvery >= 0 && EvalBatches > 0, $"--eval-every must be ≥ 0 and --eval-batches > 0; got {EvalEvery} and {EvalBatches}.");
         Require(SampleEvery >= 0 && SampleTokens > 0, $"--sample-every must be ≥ 0 and --sample-tokens > 0; got {SampleEvery} and {SampleTokens}.");
-        Require(Temperature > 0, $"--temperature must be positive; got {Temperature}.");
+        Require(Temperature >= 0 && double.IsFinite(Temperature), $"--temperature must be 0 (greedy) or a positive finite number; got {Temperature}.");
         Require(TopK >= 0, $"--top-k must be zero (off) or positive; got {TopK}.");
         Require(CheckpointEvery >= 0, $"--checkpoint-every must be zero (only at the end) or positive; got {CheckpointEvery}.");
         Require(LogEvery > 0, $"--log-every must be positive; got {LogEvery}.");
         Require(Data.Tokenizers.Kinds.Contains(Tokenizer), $"--tokenizer must be one of {string.Join(", ", Data.Tokenizers.Kinds)}; got '{Tokenizer}'.");
     }
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    /// <summary>snake_case keys, as the model configuration (steps, grad_accum, min_lr_ratio, ...).</summary>
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = false, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>The PascalCase keys of checkpoints written before the keys became snake_case.</summary>
+    static readonly JsonSerializerOptions LegacyJson = new() { WriteIndented = false };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     public static TrainConfig FromJson(string json) =>
-        JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new InvalidDataException("Empty training configuration.");
+        JsonSerializer.Deserialize<TrainConfig>(json, json.Contains("\"Steps\"", StringComparison.Ordinal) ? LegacyJson : Json)
+        ?? throw new InvalidDataException("Empty training configuration.");
 }

@@ -43,6 +43,8 @@ public sealed class Trainer : IDisposable
         if (corpus.Tokenizer.VocabSize != modelConfig.Vocab)
             throw new ArgumentException($"The model's vocabulary ({modelConfig.Vocab}) differs from the tokenizer's ({corpus.Tokenizer.VocabSize}).");
         corpus.EnsureLongEnough(modelConfig.SeqLen);
+        if (options?.StopAtStep < 1)
+            throw new ArgumentException($"--stop-at must be at least 1; got {options.StopAtStep}.");
         MemoryEstimate.For(modelConfig, train).EnsureFits(device, train); // before any allocation or folder
         folder = RunFolder.Open(outDir, mode);
         this.device = device;
@@ -107,12 +109,17 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Continues a run from a checkpoint: weights, moments, step and data position are restored exactly, so
-    /// the continued run equals an uninterrupted one bit for bit on the same device.
+    /// the continued run equals an uninterrupted one bit for bit on the same device. <paramref name="steps"/>
+    /// lengthens the schedule (it may not be below the checkpoint's step: <see cref="ArgumentException"/>);
+    /// <paramref name="evalBatches"/> changes how many validation batches <see cref="Evaluate"/> averages.
     /// </summary>
-    public static Trainer Resume(Device device, string checkpoint, TextCorpus corpus, string outDir, TrainerOptions? options = null, int? steps = null)
+    public static Trainer Resume(Device device, string checkpoint, TextCorpus corpus, string outDir, TrainerOptions? options = null,
+        int? steps = null, int? evalBatches = null)
     {
         var state = Checkpoint.ReadState(checkpoint);
-        var train = steps is int n ? state.Train with { Steps = n } : state.Train;
+        if (steps < state.Step)
+            throw new ArgumentException($"--steps {steps} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}.");
+        var train = state.Train with { Steps = steps ?? state.Train.Steps, EvalBatches = evalBatches ?? state.Train.EvalBatches };
         var sameFolder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!) == Path.GetFullPath(outDir);
         var mode = sameFolder ? RunFolderMode.Resume : options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New;
         var t = new Trainer(device, state.Model, train, corpus, outDir, options, mode);

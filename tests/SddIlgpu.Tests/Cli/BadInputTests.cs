@@ -76,7 +76,7 @@ public sealed class BadInputTests
         Assert.That(odd.Code, Is.EqualTo(1));
         Assert.That(odd.Err, Does.Contain("must be even"));
         var lr = Train("--lr", "-1", "--steps", "1");
-        Assert.That(lr.Code, Is.EqualTo(1));
+        Assert.That(lr.Code, Is.EqualTo(2), "a value out of its option's range is a usage mistake");
         Assert.That(lr.Err, Does.Contain("--lr"));
     }
 
