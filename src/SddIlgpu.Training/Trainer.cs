@@ -219,7 +219,7 @@ public sealed class Trainer : IDisposable
     void TrainStep(float lr, bool withLayerNorms)
     {
         var ops = device.Ops;
-        var scale = 1f / (train.Batch * ModelConfig.SeqLen * train.GradAccum);
+        var scale = 1f / ((long)train.Batch * ModelConfig.SeqLen * train.GradAccum); // B·T·accum may pass int range
         weights.ZeroGrad();
         ops.Elementwise.Fill(stepLoss, 0f);
         for (var micro = 0; micro < train.GradAccum; micro++)
