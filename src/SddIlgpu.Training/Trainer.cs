@@ -120,14 +120,14 @@ public sealed class Trainer : IDisposable
         if (steps < state.Step)
             throw new ArgumentException($"--steps {steps} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}.");
         var train = state.Train with { Steps = steps ?? state.Train.Steps, EvalBatches = evalBatches ?? state.Train.EvalBatches };
-        var sameFolder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!) == Path.GetFullPath(outDir);
+        var sameFolder = Path.GetDirectoryName(Path.GetFullPath(checkpoint)) == Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
         var mode = sameFolder ? RunFolderMode.Resume : options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New;
         var t = new Trainer(device, state.Model, train, corpus, outDir, options, mode);
         try
         {
             Checkpoint.Load(checkpoint, t.weights, t.optimizer);
             t.step = state.Step;
-            if (Path.GetFullPath(checkpoint) == t.CheckpointPath)
+            if (Path.GetFullPath(checkpoint) == Path.GetFullPath(t.CheckpointPath))
                 t.checkpointStep = state.Step;
             t.trainBatches.Position = state.TrainPosition;
             t.RestoreLog(state.Step);

@@ -211,6 +211,11 @@ public sealed class RunSafetyCliTests
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(Checkpoint.ReadState(Path.Combine(b, Trainer.CheckpointFile)).Step, Is.EqualTo(4));
         Assert.That(StepRecord.ReadLog(Path.Combine(b, Trainer.LogFile)).Select(x => x.Step), Is.EqualTo(new[] { 3, 4 }), "none of b's old log");
+
+        // Resuming b in place, its folder spelt with a trailing slash, is a resume, not a new run.
+        var again = CliRunner.Run("train", "--resume", b, "--device", "cpu", "--steps", "5", "--quiet", "--out", b + "/");
+        Assert.That(again.Code, Is.Zero, again.Err);
+        Assert.That(StepRecord.ReadLog(Path.Combine(b, Trainer.LogFile)).Select(x => x.Step), Is.EqualTo(new[] { 3, 4, 5 }));
     }
 
     // ---------------------------------------------------------------- §5 divergence
