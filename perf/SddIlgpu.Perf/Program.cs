@@ -8,7 +8,8 @@ using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
 // CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [shape...] | step PRESET DEVICE BATCH
-// [STEPS] [WARMUP] | profile PRESET BATCH [STEPS].
+// [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
+// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
 switch (args)
 {
     case ["peak", ..]:
@@ -20,6 +21,15 @@ switch (args)
         return;
     case ["step", var preset, var dev, var batch, .. var rest]:
         CpuBench.Step(preset, dev, int.Parse(batch), rest.Length > 1 ? int.Parse(rest[1]) : 5, rest.Length > 0 ? int.Parse(rest[0]) : 30);
+        return;
+    case ["corpus", var mb, var path]:
+        DataBench.Corpus(int.Parse(mb, System.Globalization.CultureInfo.InvariantCulture), path);
+        return;
+    case ["encode-baseline", var path, var kind]:
+        DataBench.EncodeBaseline(path, kind);
+        return;
+    case ["allreduce", .. var floats]:
+        AllReduceBench.Run(floats.Length > 0 ? [.. floats.Select(long.Parse)] : [1_000, 100_000, 1_000_000, 10_000_000]);
         return;
     case ["profile", var preset, var batch, .. var rest]:
         OpProfiler.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 30);

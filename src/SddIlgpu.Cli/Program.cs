@@ -15,6 +15,7 @@ public static class Program
     static Command[] Commands() =>
     [
         TrainCommand.Create(),
+        PrepareCommand.Create(),
         SampleCommands.CreateSample(),
         SampleCommands.CreateEval(),
         SampleCommands.CreatePlot(),

@@ -42,7 +42,7 @@ public static class SampleCommands
     public static Command CreateEval()
     {
         var run = Run("its checkpoint.safetensors");
-        var data = Text("--data", "text file to evaluate on, its validation part (default: the run's own data)", "FILE");
+        var data = Text("--data", "data to evaluate on, its validation part: a text file, a prepared folder or llm.c shards (default: the run's own data)", "PATH");
         var batches = Optional<int>("--batches", "validation batches (default: the run's --eval-batches)", "N").AtLeast(1);
         var device = CliOptions.DeviceOption();
         var command = new Command("eval", "validation loss of a checkpoint on a text file") { run, data, batches, device };
@@ -52,7 +52,7 @@ public static class SampleCommands
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
             var source = p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource);
-            var corpus = TrainCommand.LoadCorpus(source, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
+            using var corpus = TrainCommand.LoadData(source, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
             using var d = Device.Open(p.GetValue(device)!);
             var outDir = Path.Combine(Path.GetTempPath(), $"sdd-eval-{Environment.ProcessId}-{Guid.NewGuid():N}");
             try

@@ -1,5 +1,6 @@
 // `sdd train`: resolves the model and training configurations from a preset and options (one option per record
-// property, its default the preset's value), prints them, and runs the trainer with a progress line.
+// property, its default the preset's value), prints them, and runs the trainer with a progress line. Under
+// mpirun every rank runs this; only rank 0 prints, and a rank that fails aborts the job (docs/distributed.md).
 // Adding a training option: declare it below beside its kind, add it to the list in the constructor, read it in
 // ResolveModel / ResolveTrain / Options, and say in ResumeMay whether a resumed run accepts it.
 using System.CommandLine;
@@ -9,6 +10,8 @@ using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
+using SddIlgpu.Training.Data.Prepare;
+using SddIlgpu.Training.Distributed;
 using static SddIlgpu.Cli.CliOptions;
 
 namespace SddIlgpu.Cli;
@@ -19,7 +22,7 @@ public sealed class TrainCommand
 
     // The run
     readonly Option<string> preset = Choice("--preset", "model preset; the defaults of the model and training options below come from it", DefaultPreset, ModelConfig.PresetNames);
-    readonly Option<string?> data = Text("--data", "UTF-8 text file to train on (default: the built-in generated fables)", "FILE");
+    readonly Option<string?> data = Text("--data", "what to train on: a UTF-8 text file, a folder made by `sdd prepare`, a folder of llm.c shards, or a glob of shard files (default: the built-in generated fables)", "PATH");
     readonly Option<string?> output = Text("--out", "output folder: checkpoint, log.jsonl, loss.png (default: runs/PRESET)", "DIR");
     readonly Option<string?> resume = Text("--resume", "continue a run: its folder or its checkpoint.safetensors (the checkpoint's configuration is used)", "RUN");
     readonly Option<string> device = CliOptions.DeviceOption();
@@ -111,20 +114,58 @@ public sealed class TrainCommand
 
     int Run(ParseResult p)
     {
+        ICollective world;
+        try
+        {
+            world = Collective.FromEnvironment();
+        }
+        catch (MpiException e)
+        {
+            Console.Error.WriteLine($"sdd: {e.Message}");
+            return 1;
+        }
+        using (world)
+        {
+            if (world.Size == 1)
+                return Run(p, world);
+            if (world.Rank != 0)
+                Console.SetOut(TextWriter.Null);
+            try
+            {
+                return Run(p, world);
+            }
+            catch (Exception e)
+            {
+                var what = e is UsageException or ArgumentException or IOException or DataException or DeviceNotFoundException
+                    or Training.Checkpoints.CheckpointException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                Console.Error.WriteLine($"sdd: rank {world.Rank} of {world.Size} failed, stopping every rank: {what}");
+                world.Abort(e is UsageException ? 2 : 1);
+                return 1;
+            }
+        }
+    }
+
+    int Run(ParseResult p, ICollective world)
+    {
         var deviceName = p.GetValue(device)!;
         Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
+        var requested = deviceName;
+        deviceName = Collective.DeviceName(deviceName, world);
         using var signals = RunSignals.ForConsole();
         Device? opened = null;
+        TrainingData? loaded = null;
         Trainer? trainer;
         try
         {
-            trainer = Start(p, deviceName, d => opened = d, signals.Token);
+            trainer = Start(p, deviceName, world, d => opened = d, d => loaded = d, signals.Token);
         }
         catch
         {
             opened?.Dispose();
+            loaded?.Dispose();
             throw;
         }
+        using (loaded)
         using (opened)
         using (trainer)
         {
@@ -132,7 +173,7 @@ public sealed class TrainCommand
                 return 0; // --dry-run
             var result = trainer.Run();
             Console.WriteLine();
-            return RunReport.Print(result, signals, ResumeCommand(p, trainer.CheckpointPath, opened!.Name));
+            return RunReport.Print(result, signals, ResumeCommand(p, trainer.CheckpointPath, world.Size == 1 ? opened!.Name : requested));
         }
     }
 
@@ -152,7 +193,7 @@ public sealed class TrainCommand
     /// device and builds the trainer (which checks the estimate against the device's memory before it allocates
     /// or creates the folder). Returns null for --dry-run, after printing the estimate.
     /// </summary>
-    Trainer? Start(ParseResult p, string deviceName, Action<Device> opened, CancellationToken cancel)
+    Trainer? Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded, CancellationToken cancel)
     {
         var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
         Device Open()
@@ -174,23 +215,27 @@ public sealed class TrainCommand
                     ? $"--steps {s} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}."
                     : $"Nothing to train: the checkpoint is at step {state.Step} and the run would stop at step {end}. Give --steps (and --stop-at) above {state.Step}.");
             var tok = Tokenizers.FromJson(state.TokenizerJson);
-            var corpus = LoadCorpus(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
+            var corpus = LoadData(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
+            loaded(corpus);
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var train = state.Train with { Steps = stepsArg ?? state.Train.Steps };
             var estimate = PreCheck(state.Model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
             if (p.GetValue(dryRun))
-                return DryRun(d, corpus, state.Model, train, outDir, estimate);
-            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, cancel), stepsArg);
+                return DryRun(d, corpus, state.Model, train, outDir, estimate, world);
+            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world, cancel), stepsArg);
             Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
         else
         {
             var presetName = p.GetValue(preset)!;
-            var corpus = LoadCorpus(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
+            var corpus = LoadData(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
+            loaded(corpus);
+            if (p.Given(tokenizer) && corpus.Tokenizer.Kind != p.GetValue(tokenizer))
+                throw new DataException($"--tokenizer {p.GetValue(tokenizer)} differs from the {corpus.Tokenizer.Kind} tokenizer that '{corpus.Source}' was prepared with. Leave --tokenizer out, or prepare the data again with it.");
             var model = ResolveModel(p, corpus.Tokenizer.VocabSize);
-            var train = ResolveTrain(p);
+            var train = ResolveTrain(p) with { Tokenizer = corpus.Tokenizer.Kind };
             model.Validate();
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
@@ -198,9 +243,9 @@ public sealed class TrainCommand
             var estimate = PreCheck(model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
             if (p.GetValue(dryRun))
-                return DryRun(d, corpus, model, train, outDir, estimate);
-            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, cancel));
-            PrintConfiguration(d, corpus, model, train, outDir);
+                return DryRun(d, corpus, model, train, outDir, estimate, world);
+            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world, cancel));
+            PrintConfiguration(d, corpus, model, train, outDir, world);
             return trainer;
         }
     }
@@ -209,8 +254,9 @@ public sealed class TrainCommand
     internal static string CheckpointPath(string fileOrFolder) =>
         Directory.Exists(fileOrFolder) ? Path.Combine(fileOrFolder, Trainer.CheckpointFile) : fileOrFolder;
 
-    TrainerOptions Options(ParseResult p, CancellationToken cancel) => new()
+    TrainerOptions Options(ParseResult p, ICollective world, CancellationToken cancel) => new()
     {
+        Collective = world,
         StopAtStep = p.GetValue(stopAt),
         OnStep = p.GetValue(quiet) ? null : Progress.Print,
         Cancellation = cancel,
@@ -229,15 +275,32 @@ public sealed class TrainCommand
         return estimate;
     }
 
-    static Trainer? DryRun(Device device, TextCorpus corpus, ModelConfig model, TrainConfig train, string outDir, MemoryEstimate estimate)
+    static Trainer? DryRun(Device device, TrainingData corpus, ModelConfig model, TrainConfig train, string outDir, MemoryEstimate estimate, ICollective world)
     {
-        PrintConfiguration(device, corpus, model, train, outDir);
+        PrintConfiguration(device, corpus, model, train, outDir, world);
         Console.WriteLine($"memory     estimate for {device.Name}:");
         Console.WriteLine(estimate.Describe(device.IsHostMemory));
         Console.WriteLine($"  {(device.IsHostMemory ? "host RAM available now" : "device memory"),-46}{MemoryEstimate.Format(device.MemoryBytes),12}");
         estimate.EnsureFits(device, train);
         Console.WriteLine("Dry run: the run fits; nothing was created.");
         return null;
+    }
+
+    /// <summary>
+    /// Training data from --data: a prepared folder, a folder or glob of llm.c shards (memory-mapped), a text file, or
+    /// (null) the built-in corpus. With <paramref name="tokenizer"/> (a resumed run) the data must use that tokenizer.
+    /// </summary>
+    internal static TrainingData LoadData(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
+    {
+        if (data is null || !PreparedData.IsShardSource(data))
+            return LoadCorpus(data, tokenizerKind, cacheDir, tokenizer);
+        var prepared = PreparedData.Open(data, tokenizer);
+        if (tokenizer is not null && prepared.Tokenizer.ToJson() != tokenizer.ToJson())
+        {
+            prepared.Dispose();
+            throw new DataException($"'{data}' was prepared with another tokenizer ({prepared.Tokenizer.Kind}, vocab {prepared.Tokenizer.VocabSize}) than the checkpoint's ({tokenizer.Kind}, vocab {tokenizer.VocabSize}). Give the data the run was trained on.");
+        }
+        return prepared;
     }
 
     internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
@@ -290,14 +353,14 @@ public sealed class TrainCommand
         LogEvery = p.GetValue(logEvery),
     };
 
-    static void PrintConfiguration(Device device, TextCorpus corpus, ModelConfig m, TrainConfig t, string outDir)
+    static void PrintConfiguration(Device device, TrainingData corpus, ModelConfig m, TrainConfig t, string outDir, ICollective world)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"device     {device}");
-        Console.WriteLine($"data       {corpus.Source}: {corpus.Tokens.Length:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.FromCache ? ", from cache" : "")}");
+        Console.WriteLine(world.Size == 1 ? $"device     {device}" : $"device     {device} on rank 0 of {world.Size} MPI processes");
+        Console.WriteLine($"data       {corpus.Source}: {corpus.Train.Count + corpus.Validation.Count:N0} {corpus.Tokenizer.Kind} tokens (vocab {corpus.Tokenizer.VocabSize}), {corpus.Train.Count:N0} train / {corpus.Validation.Count:N0} validation{(corpus.Train is ShardTokenSplit ? ", memory-mapped shards" : "")}");
         Console.WriteLine($"model      {m.ToJson()}");
         Console.WriteLine($"training   {t.ToJson()}");
         Console.WriteLine($"output     {Path.GetFullPath(outDir)}");
-        Console.WriteLine(string.Create(inv, $"tokens/step {(long)t.Batch * m.SeqLen * t.GradAccum}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
+        Console.WriteLine(string.Create(inv, $"tokens/step {(long)t.Batch * m.SeqLen * t.GradAccum * world.Size}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
     }
 }

@@ -1,4 +1,5 @@
 // What a training run is told (options) and what it reports (progress, result).
+using SddIlgpu.Training.Distributed;
 using SddIlgpu.Training.Metrics;
 
 namespace SddIlgpu.Training;
@@ -26,6 +27,12 @@ public sealed record TrainerOptions
 
     /// <summary>Let a new run replace the checkpoint, log and plot of another run in its output folder (all of them).</summary>
     public bool Overwrite { get; init; }
+
+    /// <summary>
+    /// The data-parallel group this process trains in (null: alone). Every rank runs the same trainer; only
+    /// rank 0 calls <see cref="OnStep"/> and writes files.
+    /// </summary>
+    public ICollective? Collective { get; init; }
 }
 
 /// <summary>Where the run is: for the progress line (ETA).</summary>

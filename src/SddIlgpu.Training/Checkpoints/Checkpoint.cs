@@ -10,9 +10,13 @@ using SddIlgpu.Tensors;
 
 namespace SddIlgpu.Training.Checkpoints;
 
-/// <summary>Everything a checkpoint records besides the tensors.</summary>
+/// <summary>
+/// Everything a checkpoint records besides the tensors. WorldSize is the number of data-parallel processes
+/// that wrote it (1 without MPI; checkpoints without the key were written by one process).
+/// </summary>
 public sealed record CheckpointState(
-    ModelConfig Model, TrainConfig Train, int Step, long TrainPosition, int AdamStep, string TokenizerJson, string DataSource);
+    ModelConfig Model, TrainConfig Train, int Step, long TrainPosition, int AdamStep, string TokenizerJson, string DataSource,
+    int WorldSize = 1);
 
 /// <summary>A checkpoint that cannot be used: the message says what is wrong and what to do.</summary>
 public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message, inner);
@@ -51,6 +55,7 @@ public static class Checkpoint
             ["seed"] = state.Train.Seed.ToString(CultureInfo.InvariantCulture),
             ["tokenizer"] = state.TokenizerJson,
             ["data_source"] = state.DataSource,
+            ["world_size"] = state.WorldSize.ToString(CultureInfo.InvariantCulture),
             ["sha256"] = Hash(tensors.Select(t => t.Item3)),
         };
         Safetensors.Write(path, tensors, meta);
@@ -110,7 +115,8 @@ public static class Checkpoint
             var state = new CheckpointState(
                 ModelConfig.FromJson(Meta("model_config")), TrainConfig.FromJson(Meta("train_config")),
                 int.Parse(Meta("step"), CultureInfo.InvariantCulture), long.Parse(Meta("train_position"), CultureInfo.InvariantCulture),
-                int.Parse(Meta("adam_step"), CultureInfo.InvariantCulture), Meta("tokenizer"), Meta("data_source"));
+                int.Parse(Meta("adam_step"), CultureInfo.InvariantCulture), Meta("tokenizer"), Meta("data_source"),
+                meta.TryGetValue("world_size", out var worldSize) ? int.Parse(worldSize, CultureInfo.InvariantCulture) : 1);
             return (state, tensors);
         }
         catch (Exception e) when (e is FormatException or System.Text.Json.JsonException or ArgumentException or OverflowException)

@@ -1,0 +1,52 @@
+// Issue 12's data figures: a generated corpus of a given size, and the single-threaded baseline that
+// `sdd prepare` is compared with: Microsoft.ML.Tokenizers (through our tokenizer wrapper) encoding the file
+// block by block on one thread, as a simple preparation script would.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using SddIlgpu.Training.Data;
+
+namespace SddIlgpu.Perf;
+
+static class DataBench
+{
+    /// <summary>Writes at least <paramref name="megabytes"/> MB of generated fables (seeded, so every run writes the same file).</summary>
+    public static void Corpus(int megabytes, string path)
+    {
+        using var w = new StreamWriter(path, false, new UTF8Encoding(false), 1 << 20);
+        long written = 0;
+        for (ulong seed = 1; written < megabytes * 1_000_000L; seed++)
+        {
+            var text = GeneratedCorpus.Generate(1_000_000, seed);
+            w.Write(text);
+            w.Write('\n');
+            written += Encoding.UTF8.GetByteCount(text) + 1;
+        }
+        Console.WriteLine($"wrote {path}: {written / 1e6:F1} MB");
+    }
+
+    /// <summary>Encodes <paramref name="path"/> on one thread, 1 MiB of whole lines at a time; prints MB/s.</summary>
+    public static void EncodeBaseline(string path, string kind)
+    {
+        ITokenizer tokenizer = kind == "char"
+            ? Tokenizers.Create("char", new string([.. File.ReadLines(path).Take(2000).SelectMany(l => l).Distinct().Append('\n')]))
+            : Tokenizers.Create(kind, "");
+        var clock = Stopwatch.StartNew();
+        long tokens = 0, bytes = new FileInfo(path).Length;
+        var block = new StringBuilder(1 << 21);
+        foreach (var line in File.ReadLines(path))
+        {
+            block.Append(line).Append('\n');
+            if (block.Length >= 1 << 20)
+            {
+                tokens += tokenizer.Encode(block.ToString()).Length;
+                block.Clear();
+            }
+        }
+        if (block.Length > 0)
+            tokens += tokenizer.Encode(block.ToString()).Length;
+        var s = clock.Elapsed.TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"baseline {kind}: {bytes / 1e6:F1} MB, {tokens:N0} tokens in {s:F2} s = {bytes / 1e6 / s:F2} MB/s (1 thread, Microsoft.ML.Tokenizers {typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version})"));
+    }
+}

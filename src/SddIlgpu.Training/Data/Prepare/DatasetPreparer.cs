@@ -1,0 +1,385 @@
+// `sdd prepare`: inputs → documents → tokens → llm.c shards, with bounded memory. Pieces are encoded on
+// every core in batches and written in input order, so the shards equal a sequential encode token for
+// token. Everything is written into a temporary folder that is renamed into place at the end.
+using System.Text;
+using System.Text.Json;
+using SddIlgpu.Tensors.Random;
+
+namespace SddIlgpu.Training.Data.Prepare;
+
+/// <summary>What <c>sdd prepare</c> does.</summary>
+public sealed record PrepareOptions
+{
+    /// <summary>Input files: text (one document), .jsonl, .parquet, or .gz of any of these.</summary>
+    public required IReadOnlyList<string> Inputs { get; init; }
+
+    /// <summary>"char", "byte" or "gpt2".</summary>
+    public required string Tokenizer { get; init; }
+
+    /// <summary>The prepared folder to create.</summary>
+    public required string OutDir { get; init; }
+
+    /// <summary>JSON Lines field / Parquet column with the text.</summary>
+    public string Field { get; init; } = "text";
+
+    /// <summary>Fraction of documents (or, for a single document, of tokens) that go to validation; in (0, 1).</summary>
+    public double ValFraction { get; init; } = 0.1;
+
+    /// <summary>When set, the first N documents are validation instead (llm.c's convention: the first shard is val).</summary>
+    public int? ValDocs { get; init; }
+
+    /// <summary>Seed of the document split.</summary>
+    public ulong Seed { get; init; } = 1337;
+
+    /// <summary>Tokens per shard (llm.c writes 100M).</summary>
+    public long ShardTokens { get; init; } = 100_000_000;
+
+    /// <summary>Encoding threads (1 = sequential).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Shard name prefix: <c>{prefix}_train_000000.bin</c>.</summary>
+    public string Prefix { get; init; } = "sdd";
+
+    /// <summary>Target size of the pieces a text file is cut into for parallel encoding (tests make it small).</summary>
+    internal int ChunkBytes { get; init; } = DocumentSource.ChunkBytes;
+
+    /// <summary>Replace an existing, non-empty output folder.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the bad option and its fix.</summary>
+    public void Validate()
+    {
+        if (Inputs.Count == 0)
+            throw new ArgumentException("Give at least one input file to prepare.");
+        if (!Data.Tokenizers.Kinds.Contains(Tokenizer))
+            throw new ArgumentException($"Unknown tokenizer '{Tokenizer}'. Use one of: {string.Join(", ", Data.Tokenizers.Kinds)}.");
+        if (ValDocs is null && !(ValFraction > 0 && ValFraction < 1))
+            throw new ArgumentException($"--val-fraction must be in (0, 1), got {ValFraction}. Validation needs some data and training needs the rest.");
+        if (ValDocs is < 1)
+            throw new ArgumentException($"--val-docs must be at least 1, got {ValDocs}.");
+        if (ShardTokens is < 1 or > int.MaxValue)
+            throw new ArgumentException($"--shard-tokens must be in [1, {int.MaxValue}] (llm.c's header holds an int32 count), got {ShardTokens}.");
+        if (Threads < 1)
+            throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
+        if (string.IsNullOrWhiteSpace(Prefix) || Prefix.IndexOfAny(['/', '\\']) >= 0)
+            throw new ArgumentException($"--prefix '{Prefix}' must be a plain file-name prefix.");
+    }
+}
+
+/// <summary>Progress of a prepare run.</summary>
+/// <param name="BytesRead">Input bytes consumed (compressed bytes for .gz).</param>
+/// <param name="TotalBytes">Size of all inputs on disk.</param>
+/// <param name="Tokens">Tokens written.</param>
+/// <param name="Documents">Documents seen.</param>
+/// <param name="Phase">"vocabulary" (char: first pass) or "encode".</param>
+public sealed record PrepareProgress(long BytesRead, long TotalBytes, long Tokens, long Documents, string Phase);
+
+/// <summary>Prepares token shards from text, JSON Lines and Parquet inputs.</summary>
+public static class DatasetPreparer
+{
+    /// <summary>Separator between documents for the char tokenizer: U+0003 END OF TEXT.</summary>
+    public const char CharSeparator = '\u0003';
+
+    /// <summary>Separator between documents for the byte tokenizer: 0xFF, a byte that never occurs in UTF-8.</summary>
+    public const int ByteSeparator = 0xFF;
+
+    /// <summary>Runs a prepare and returns the manifest written into <see cref="PrepareOptions.OutDir"/>.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="DataException">An input is missing or not valid (the message names the file and where).</exception>
+    /// <exception cref="IOException">The output folder exists (without <see cref="PrepareOptions.Overwrite"/>) or cannot be written.</exception>
+    public static PreparedManifest Run(PrepareOptions options, IProgress<PrepareProgress>? progress = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        var inputs = options.Inputs.Select(Path.GetFullPath).ToArray();
+        foreach (var input in inputs)
+            if (!File.Exists(input))
+                throw new DataException($"Input '{input}' does not exist. Check the paths given to `sdd prepare`.");
+        var outDir = Path.GetFullPath(options.OutDir);
+        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !options.Overwrite)
+            throw new IOException($"Output folder '{outDir}' already exists and is not empty. Choose another --out or pass --overwrite to replace it.");
+        var total = inputs.Sum(p => new FileInfo(p).Length);
+        var positionSplit = options.ValDocs is null && inputs.Length == 1 && DocumentSource.FormatOf(inputs[0]) == InputFormat.Text;
+
+        var tokenizer = options.Tokenizer switch
+        {
+            "char" => BuildCharVocabulary(inputs, options, !positionSplit, total, progress, cancel),
+            _ => Data.Tokenizers.Create(options.Tokenizer, ""),
+        };
+
+        var parent = Path.GetDirectoryName(outDir)!;
+        Directory.CreateDirectory(parent);
+        var work = Path.Combine(parent, $".{Path.GetFileName(outDir)}.partial-{Environment.ProcessId}");
+        if (Directory.Exists(work))
+            Directory.Delete(work, recursive: true);
+        Directory.CreateDirectory(work);
+        try
+        {
+            var manifest = Encode(inputs, options, tokenizer, positionSplit, work, total, progress, cancel);
+            File.WriteAllText(Path.Combine(work, PreparedManifest.FileName), JsonSerializer.Serialize(manifest, PreparedJsonContext.Default.PreparedManifest));
+            Publish(work, outDir);
+            return manifest;
+        }
+        catch
+        {
+            TryDelete(work);
+            throw;
+        }
+    }
+
+    static void Publish(string work, string outDir)
+    {
+        if (!Directory.Exists(outDir))
+        {
+            Directory.Move(work, outDir);
+            return;
+        }
+        var old = outDir + $".old-{Environment.ProcessId}";
+        Directory.Move(outDir, old);
+        Directory.Move(work, outDir);
+        TryDelete(old);
+    }
+
+    static void TryDelete(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>First pass for the char tokenizer: the set of code points of every document.</summary>
+    static ITokenizer BuildCharVocabulary(string[] inputs, PrepareOptions o, bool withSeparator, long total, IProgress<PrepareProgress>? progress, CancellationToken cancel)
+    {
+        var seen = new HashSet<int>();
+        long done = 0;
+        foreach (var batch in Batches(inputs, o, b => progress?.Report(new PrepareProgress(done + b, total, 0, 0, "vocabulary")), () => done))
+        {
+            cancel.ThrowIfCancellationRequested();
+            var sets = new HashSet<int>[batch.Count];
+            ForEachPiece(batch.Count, o.Threads, i =>
+            {
+                var set = new HashSet<int>();
+                foreach (var r in Decode(batch[i].Piece).EnumerateRunes())
+                    set.Add(r.Value);
+                sets[i] = set;
+            }, cancel);
+            foreach (var s in sets)
+                seen.UnionWith(s);
+            done = batch[^1].ConsumedAfter;
+        }
+        if (withSeparator)
+            seen.Add(CharSeparator);
+        if (seen.Count == 0)
+            throw new DataException($"The inputs ({string.Join(", ", inputs)}) hold no text, so there is no character vocabulary.");
+        var sb = new StringBuilder();
+        foreach (var cp in seen.Order())
+            sb.Append(char.ConvertFromUtf32(cp));
+        return Data.Tokenizers.Create("char", sb.ToString());
+    }
+
+    /// <summary>Runs body(0..count-1) on up to <paramref name="threads"/> threads; the error of the earliest piece
+    /// is rethrown as it is (not wrapped), so a bad input gives the same message however the work was split.</summary>
+    static void ForEachPiece(int count, int threads, Action<int> body, CancellationToken cancel)
+    {
+        var errors = new Exception?[count];
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel }, i =>
+        {
+            try
+            {
+                body(i);
+            }
+            catch (Exception e)
+            {
+                errors[i] = e;
+            }
+        });
+        if (errors.FirstOrDefault(e => e is not null) is { } first)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+    }
+
+    readonly record struct BatchItem(TextPiece Piece, int InputIndex, long ConsumedAfter);
+
+    /// <summary>Pieces of all inputs, grouped into batches of about Threads × 2 MiB.</summary>
+    static IEnumerable<List<BatchItem>> Batches(string[] inputs, PrepareOptions o, Action<long> inInput, Func<long> _)
+    {
+        var limit = (long)o.Threads * 2 * o.ChunkBytes;
+        var batch = new List<BatchItem>();
+        long bytes = 0, before = 0;
+        for (var k = 0; k < inputs.Length; k++)
+        {
+            long consumed = 0;
+            foreach (var piece in DocumentSource.Read(inputs[k], o.Field, c => { consumed = c; inInput(before + c); }, o.ChunkBytes))
+            {
+                batch.Add(new BatchItem(piece, k, before + consumed));
+                bytes += piece.Bytes.Length;
+                if (bytes >= limit || batch.Count >= 64 * o.Threads)
+                {
+                    yield return batch;
+                    batch = [];
+                    bytes = 0;
+                }
+            }
+            before += new FileInfo(inputs[k]).Length;
+        }
+        if (batch.Count > 0)
+            yield return batch;
+    }
+
+    /// <summary>Strict UTF-8 decode of a piece; NUL is refused (text tokenizers only).</summary>
+    static string Decode(TextPiece piece)
+    {
+        var nul = piece.Bytes.AsSpan().IndexOf((byte)0);
+        if (nul >= 0)
+            throw new DataException($"Input '{piece.Input}' has a NUL byte at {Where(piece, nul)}: it is binary, not text. Give a text file, or use --tokenizer byte for raw bytes.");
+        try
+        {
+            return DocumentSource.Strict.GetString(piece.Bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new DataException($"Input '{piece.Input}' is not valid UTF-8 at {Where(piece, Math.Max(0, e.Index))}. Convert it first, e.g. `iconv -f LATIN1 -t UTF-8 in.txt > out.txt`, or use --tokenizer byte.");
+        }
+    }
+
+    static string Where(TextPiece piece, int index) =>
+        piece.FileOffset >= 0 ? $"byte offset {piece.FileOffset + index}" : $"{piece.Where}, byte {index} of its text";
+
+    static int[] EncodePiece(TextPiece piece, ITokenizer tokenizer)
+    {
+        if (tokenizer.Kind == "byte")
+        {
+            var ids = new int[piece.Bytes.Length];
+            for (var i = 0; i < ids.Length; i++)
+                ids[i] = piece.Bytes[i];
+            return ids;
+        }
+        var text = Decode(piece);
+        return text.Length == 0 ? [] : tokenizer.Encode(text);
+    }
+
+    /// <summary>The separator token put before a document, or -1 for none.</summary>
+    static int SeparatorBefore(ITokenizer tokenizer, bool firstInSplit) => tokenizer.Kind switch
+    {
+        "gpt2" => 50256, // llm.c's convention: <|endoftext|> before every document
+        "byte" => firstInSplit ? -1 : ByteSeparator,
+        _ => firstInSplit ? -1 : tokenizer.Encode(CharSeparator.ToString())[0],
+    };
+
+    static string SeparatorText(ITokenizer tokenizer, bool documents) => tokenizer.Kind switch
+    {
+        "gpt2" => "<|endoftext|> (id 50256) before every document, as llm.c's preparation scripts write it",
+        "byte" => documents ? "byte 0xFF (never part of UTF-8) between documents" : "none (one document)",
+        _ => documents ? "U+0003 END OF TEXT between documents" : "none (one document)",
+    };
+
+    static PreparedManifest Encode(string[] inputs, PrepareOptions o, ITokenizer tokenizer, bool positionSplit, string work,
+        long total, IProgress<PrepareProgress>? progress, CancellationToken cancel)
+    {
+        var vocab = tokenizer.VocabSize;
+        var trainWriter = new ShardWriter(work, o.Prefix, "train", vocab, o.ShardTokens);
+        var valWriter = new ShardWriter(work, o.Prefix, "val", vocab, o.ShardTokens);
+        var allPath = Path.Combine(work, ".all.tokens");
+        using var all = positionSplit ? new FileStream(allPath, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16) : null;
+        var perInput = new long[inputs.Length];
+        long documents = 0, trainDocs = 0, valDocs = 0, tokens = 0;
+        var sepStream = Philox.StreamOf("prepare.val-split");
+        var toVal = false;
+        try
+        {
+            foreach (var batch in Batches(inputs, o, b => progress?.Report(new PrepareProgress(b, total, tokens, documents, "encode")), () => 0))
+            {
+                cancel.ThrowIfCancellationRequested();
+                var encoded = new int[batch.Count][];
+                ForEachPiece(batch.Count, o.Threads, i => encoded[i] = EncodePiece(batch[i].Piece, tokenizer), cancel);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var item = batch[i];
+                    if (item.Piece.StartsDocument)
+                    {
+                        perInput[item.InputIndex]++;
+                        if (!positionSplit)
+                        {
+                            toVal = o.ValDocs is int n ? documents < n : Philox.Uniform(o.Seed, sepStream, (ulong)documents) < o.ValFraction;
+                            var writer = toVal ? valWriter : trainWriter;
+                            var sep = SeparatorBefore(tokenizer, toVal ? valDocs == 0 : trainDocs == 0);
+                            if (sep >= 0)
+                                writer.Write([sep]);
+                            if (toVal)
+                                valDocs++;
+                            else
+                                trainDocs++;
+                        }
+                        documents++;
+                    }
+                    if (positionSplit)
+                        all!.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encoded[i].AsSpan()));
+                    else
+                        (toVal ? valWriter : trainWriter).Write(encoded[i]);
+                    tokens += encoded[i].Length;
+                }
+                progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
+            }
+            if (positionSplit)
+            {
+                // One document: the last ValFraction of its tokens is validation (nanoGPT's 90/10 by position).
+                var count = all!.Length / sizeof(int);
+                var split = (long)(count * (1.0 - o.ValFraction));
+                all.Position = 0;
+                CopyTokens(all, split, trainWriter);
+                CopyTokens(all, count - split, valWriter);
+                trainDocs = valDocs = 1;
+            }
+            else if (trainDocs == 0 || valDocs == 0)
+                throw new DataException(
+                    $"The {documents} document(s) put {trainDocs} in training and {valDocs} in validation; each needs at least one. " +
+                    (documents < 2 ? "Give more documents." : "Change --val-fraction or use --val-docs."));
+            trainWriter.Complete();
+            valWriter.Complete();
+        }
+        finally
+        {
+            trainWriter.Dispose();
+            valWriter.Dispose();
+            all?.Dispose();
+            if (positionSplit)
+                File.Delete(allPath);
+        }
+        return new PreparedManifest
+        {
+            Format = PreparedManifest.FormatName,
+            Version = PreparedManifest.CurrentVersion,
+            Tokenizer = tokenizer.ToJson(),
+            TokenizerKind = tokenizer.Kind,
+            VocabSize = vocab,
+            SplitMode = positionSplit ? "position" : "documents",
+            ValFraction = o.ValFraction,
+            ValDocs = o.ValDocs,
+            Seed = o.Seed,
+            Separator = SeparatorText(tokenizer, !positionSplit),
+            Documents = documents,
+            Train = new PreparedSplit(trainWriter.Count, trainDocs, [.. trainWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),
+            Val = new PreparedSplit(valWriter.Count, valDocs, [.. valWriter.Shards.Select(s => new PreparedShard(s.Name, s.Tokens, s.Sha256))]),
+            Inputs = [.. inputs.Select((p, k) => new PreparedInput(p, new FileInfo(p).Length, DocumentSource.FormatOf(p).ToString(), perInput[k]))],
+            CreatedUtc = DateTime.UtcNow.ToString("O"),
+        };
+    }
+
+    static void CopyTokens(Stream from, long count, ShardWriter to)
+    {
+        var buffer = new int[1 << 16];
+        while (count > 0)
+        {
+            var n = (int)Math.Min(buffer.Length, count);
+            from.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
+            to.Write(buffer.AsSpan(0, n));
+            count -= n;
+        }
+    }
+}
