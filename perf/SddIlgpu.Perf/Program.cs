@@ -1,5 +1,6 @@
 // Benchmarks entry point: `dotnet run -c Release -- --filter '*Gemm*'` runs BenchmarkDotNet; `probe` times
-// one call of every GEMM case on ilgpu-cpu first, to find the sizes too slow to benchmark there.
+// one call of every GEMM case on ilgpu-cpu first, to find the sizes too slow to benchmark there; `kernels` prints
+// the kernel report (ptxas resources, occupancy, launch geometry at baby-gpt sizes, GEMM loop mix; docs/kernels.md).
 // The CPU figures of issue 6 come from the plain timing modes below.
 using BenchmarkDotNet.Running;
 using SddIlgpu.Perf;
@@ -12,6 +13,9 @@ using SddIlgpu.Tensors.Ops;
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
 switch (args)
 {
+    case ["kernels", ..]:
+        Environment.Exit(KernelReport.Run(Console.Out));
+        return;
     case ["peak", ..]:
         CpuBench.Peak();
         return;

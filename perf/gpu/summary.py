@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""One summary table of a run.sh results folder: step exit codes, the doctor verdict, sdd vs PyTorch for
-every figure both measured (GEMM GFLOP/s, training-step tokens/s), sdd-only figures, and the training run."""
-import json, os, sys
+"""One summary table of a run.sh results folder: step exit codes, the doctor verdict per device, each device's
+figures side by side (cuda and opencl on the same GPU) with PyTorch where it measured the same figure (GEMM GFLOP/s,
+training-step tokens/s), and the training run."""
+import glob, json, os, sys
 
 
 def load(path):
@@ -18,30 +19,41 @@ def last_line(path, prefix=""):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "sdd-results"
     status = [l.split() for l in open(os.path.join(out, "status.txt")) if l.strip()]
-    ours, theirs = load(os.path.join(out, "bench.json")), load(os.path.join(out, "torch.json"))
-    print("=" * 112)
+    # bench-TAG.json per device, in run order (the first is the one PyTorch is compared with)
+    order = [n[len("bench-"):] for n, _ in status if n.startswith("bench-")]
+    benches = {tag: load(os.path.join(out, f"bench-{tag}.json")) for tag in order}
+    benches.update({os.path.basename(p)[6:-5]: load(p) for p in glob.glob(os.path.join(out, "bench-*.json"))
+                    if os.path.basename(p)[6:-5] not in benches})
+    tags = list(benches)
+    theirs = load(os.path.join(out, "torch.json"))
+    print("=" * 120)
     print("sdd GPU kit summary")
     print("steps:   " + ", ".join(f"{n} {'ok' if rc == '0' else 'FAILED (exit ' + rc + ')'}" for n, rc in status))
-    print("device:  " + (ours[0]["device"] if ours else "?") + (f"   vs   {theirs[0]['device']}" if theirs else ""))
-    print("doctor:  " + last_line(os.path.join(out, "doctor.log"), ("All", "")))
+    for tag in tags:
+        rows = benches[tag]
+        print(f"{tag + ':':<9}" + (rows[0]["device"] if rows else "?") + "   doctor: " +
+              last_line(os.path.join(out, f"doctor-{tag}.log"), ("All", "")))
+    if theirs:
+        print(f"{'PyTorch:':<9}{theirs[0]['device']}")
     print("train:   " + last_line(os.path.join(out, "train.log"), "Done"))
     print()
     peer = {(r["name"], r["metric"]): r for r in theirs}
-    print(f"{'figure':<64} {'sdd':>12} {'PyTorch':>12} {'sdd/PyTorch':>12}  unit")
-    for r in ours:
-        p = peer.get((r["name"], r["metric"]))
-        if p is None and not r["name"].startswith("train-step/"):
-            continue
-        ratio = f"{r['value'] / p['value']:.3f}" if p and p["value"] else ""
-        other = f"{p['value']:.2f}" if p else "-"
-        print(f"{r['name'] + ' ' + r['metric']:<64} {r['value']:>12.2f} {other:>12} {ratio:>12}  {r['unit']}")
-    rest = [r for r in ours if (r["name"], r["metric"]) not in peer and not r["name"].startswith("train-step/")]
-    if rest:
-        print()
-        print(f"{'sdd only':<64} {'value':>12}  unit")
-        for r in rest:
-            print(f"{r['name'] + ' ' + r['metric']:<64} {r['value']:>12.2f}  {r['unit']}")
-    print("=" * 112)
+    keys = []
+    for tag in tags:
+        for r in benches[tag]:
+            if (r["name"], r["metric"]) not in keys:
+                keys.append((r["name"], r["metric"]))
+    values = {tag: {(r["name"], r["metric"]): r for r in benches[tag]} for tag in tags}
+    head = f"{'figure':<56}" + "".join(f" {t:>12}" for t in tags) + f" {'PyTorch':>12} {'first/PyT':>10}  unit"
+    print(head)
+    for key in keys:
+        cells = [values[t].get(key) for t in tags]
+        unit = next(c["unit"] for c in cells if c)
+        p = peer.get(key)
+        ratio = f"{cells[0]['value'] / p['value']:.3f}" if p and p["value"] and cells[0] else ""
+        print(f"{key[0] + ' ' + key[1]:<56}" + "".join(f" {c['value']:>12.2f}" if c else f" {'-':>12}" for c in cells)
+              + (f" {p['value']:>12.2f}" if p else f" {'-':>12}") + f" {ratio:>10}  {unit}")
+    print("=" * 120)
 
 
 if __name__ == "__main__":

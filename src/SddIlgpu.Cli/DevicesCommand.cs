@@ -1,4 +1,5 @@
-// `sdd devices`: every device this machine offers, including rejected OpenCL devices with the reason.
+// `sdd devices`: every device this machine offers, including rejected OpenCL devices with the reason and those
+// accepted without the generic address space with how.
 using System.CommandLine;
 using SddIlgpu.Tensors;
 
@@ -18,6 +19,8 @@ public static class DevicesCommand
                 Console.WriteLine($"{d.Name,-18} {d.Kind,-9} {(d.Usable ? "yes" : "no"),-7} {d.MemoryBytes / (1024.0 * 1024 * 1024),7:F1}GB {d.MaxGroupSize,6} {d.Multiprocessors,5} {d.WarpSize,5}  {d.Description}; {d.Details}");
                 if (d.Reason is not null)
                     Console.WriteLine($"{"",18} rejected: {d.Reason}");
+                if (d.Note is not null)
+                    Console.WriteLine($"{"",18} {d.Note}");
             }
             return 0;
         });

@@ -1,6 +1,8 @@
 // `sdd sample`, `sdd eval` and `sdd plot`: use a finished (or running) training run, given as its folder or a file.
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
+using System.Text.Unicode;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Training;
@@ -28,15 +30,32 @@ public static class SampleCommands
         {
             var path = TrainCommand.CheckpointPath(p.GetValue(run)!);
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
-            var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+            var (tokenizer, startToken) = TokenizerJson.Read(state.TokenizerJson);
             using var d = Device.Open(p.GetValue(device)!);
             using var weights = new ModelWeights(d, state.Model);
             Training.Checkpoints.Checkpoint.Load(path, weights, null);
             using var sampler = new TextSampler(weights);
-            Console.WriteLine(sampler.Generate(tokenizer, p.GetValue(prompt)!, p.GetValue(tokens), p.GetValue(temperature), p.GetValue(topK), p.GetValue(seed)));
+            var text = p.GetValue(prompt)!;
+            var ids = sampler.Continue(tokenizer, text, p.GetValue(tokens), p.GetValue(temperature), p.GetValue(topK), p.GetValue(seed), startToken);
+            WriteSample([.. Encoding.UTF8.GetBytes(text), .. tokenizer.DecodeBytes(ids)]);
             return 0;
         });
         return command;
+    }
+
+    // A sample is the exact bytes its tokens stand for: written as text when they are UTF-8, as raw bytes when
+    // they are not (a byte-level model of a Latin-1 file, a sample cut inside a character).
+    static void WriteSample(byte[] bytes)
+    {
+        if (Utf8.IsValid(bytes))
+        {
+            Console.WriteLine(Encoding.UTF8.GetString(bytes));
+            return;
+        }
+        Console.Out.Flush();
+        using var stdout = Console.OpenStandardOutput();
+        stdout.Write(bytes);
+        stdout.Write("\n"u8);
     }
 
     public static Command CreateEval()
@@ -52,7 +71,7 @@ public static class SampleCommands
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
             var source = p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource);
-            using var corpus = TrainCommand.LoadData(source, tokenizer.Kind, TextCorpus.DefaultCacheDir, tokenizer);
+            using var corpus = TrainCommand.LoadData(source, tokenizer.Kind, Training.Data.Prepare.PreparedData.DefaultCacheDir, tokenizer);
             using var d = Device.Open(p.GetValue(device)!);
             var outDir = Path.Combine(Path.GetTempPath(), $"sdd-eval-{Environment.ProcessId}-{Guid.NewGuid():N}");
             try

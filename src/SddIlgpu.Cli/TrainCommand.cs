@@ -28,7 +28,7 @@ public sealed class TrainCommand
     readonly Option<string> device = CliOptions.DeviceOption();
     readonly Option<string> tokenizer = PresetTrainOption("--tokenizer", "tokenizer: " + string.Join(", ", Tokenizers.Kinds), t => t.Tokenizer, "KIND")
         .Must(k => Tokenizers.Kinds.Contains(k), $"must be one of {string.Join(", ", Tokenizers.Kinds)}");
-    readonly Option<string?> cacheDir = Text("--cache-dir", $"where encoded corpora are cached (default: {TextCorpus.DefaultCacheDir})", "DIR");
+    readonly Option<string?> cacheDir = Text("--cache-dir", $"where text files given to --data are kept prepared as token shards (default: {PreparedData.DefaultCacheDir})", "DIR");
     readonly Option<int?> stopAt = Optional<int>("--stop-at", "stop after this step, keeping the schedule of --steps (continue later with --resume)", "N").AtLeast(1);
     readonly Option<bool> quiet = Switch("--quiet", "print only the final summary");
     readonly Option<bool> dryRun = Switch("--dry-run", "print the configuration and the memory estimate, then exit without creating anything");
@@ -195,7 +195,7 @@ public sealed class TrainCommand
     /// </summary>
     Trainer? Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded, CancellationToken cancel)
     {
-        var cache = p.GetValue(cacheDir) ?? TextCorpus.DefaultCacheDir;
+        var cache = p.GetValue(cacheDir) ?? PreparedData.DefaultCacheDir;
         Device Open()
         {
             var d = Tensors.Device.Open(deviceName);
@@ -209,6 +209,7 @@ public sealed class TrainCommand
             var path = CheckpointPath(resumeArg);
             var state = Training.Checkpoints.Checkpoint.ReadState(path);
             var stepsArg = p.Given(steps) ? p.GetValue(steps) : (int?)null;
+            RefuseIneffective(p, stepsArg ?? state.Train.Steps, state.Train.SampleEvery);
             var end = Math.Min(stepsArg ?? state.Train.Steps, p.GetValue(stopAt) ?? int.MaxValue);
             if (end <= state.Step)
                 throw new ArgumentException(stepsArg is int s && s < state.Step
@@ -224,12 +225,14 @@ public sealed class TrainCommand
             if (p.GetValue(dryRun))
                 return DryRun(d, corpus, state.Model, train, outDir, estimate, world);
             var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world, cancel), stepsArg);
-            Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
+            if (!p.GetValue(quiet))
+                Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
         }
         else
         {
             var presetName = p.GetValue(preset)!;
+            RefuseIneffective(p, p.GetValue(steps), p.GetValue(sampleEvery));
             var corpus = LoadData(p.GetValue(data), p.GetValue(tokenizer)!, cache, null);
             loaded(corpus);
             if (p.Given(tokenizer) && corpus.Tokenizer.Kind != p.GetValue(tokenizer))
@@ -245,9 +248,21 @@ public sealed class TrainCommand
             if (p.GetValue(dryRun))
                 return DryRun(d, corpus, model, train, outDir, estimate, world);
             var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world, cancel));
-            PrintConfiguration(d, corpus, model, train, outDir, world);
+            if (!p.GetValue(quiet))
+                PrintConfiguration(d, corpus, model, train, outDir, world);
             return trainer;
         }
+    }
+
+    /// <summary>An option the run would accept and then ignore is a usage mistake: say why it has no effect.</summary>
+    void RefuseIneffective(ParseResult p, int totalSteps, int sampleEvery)
+    {
+        if (p.GetValue(stopAt) is int stop && stop >= totalSteps)
+            throw new UsageException($"--stop-at {stop} is not before the last step ({totalSteps}), so it would change nothing: give a smaller --stop-at or drop it.");
+        if (sampleEvery == 0)
+            foreach (var o in (Option[])[sampleTokens, temperature, topK])
+                if (p.Given(o))
+                    throw new UsageException($"{o.Name} only shapes the samples printed during training, and --sample-every is 0 (off): give --sample-every N or drop {o.Name}. (sdd sample has its own {o.Name.Replace("sample-", "", StringComparison.Ordinal)}.)");
     }
 
     /// <summary>A run folder means its checkpoint.safetensors (as for sample and eval).</summary>
@@ -292,8 +307,10 @@ public sealed class TrainCommand
     /// </summary>
     internal static TrainingData LoadData(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
     {
-        if (data is null || !PreparedData.IsShardSource(data))
-            return LoadCorpus(data, tokenizerKind, cacheDir, tokenizer);
+        if (data is null)
+            return LoadCorpus(null, tokenizerKind, cacheDir, tokenizer);
+        if (!PreparedData.IsShardSource(data))
+            return PreparedData.OpenTextFile(data, tokenizerKind, cacheDir, tokenizer, w => Console.Error.WriteLine($"sdd: {w}"));
         var prepared = PreparedData.Open(data, tokenizer);
         if (tokenizer is not null && prepared.Tokenizer.ToJson() != tokenizer.ToJson())
         {
@@ -303,10 +320,15 @@ public sealed class TrainCommand
         return prepared;
     }
 
-    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer) =>
-        data is null
+    internal static TextCorpus LoadCorpus(string? data, string tokenizerKind, string cacheDir, ITokenizer? tokenizer)
+    {
+        var corpus = data is null
             ? TextCorpus.FromText(GeneratedCorpus.Generate(), GeneratedCorpus.Name, tokenizerKind, null, tokenizer)
             : TextCorpus.Load(data, tokenizerKind, cacheDir, tokenizer);
+        if (corpus.CacheWarning is { } warning)
+            Console.Error.WriteLine($"sdd: warning: {warning}");
+        return corpus;
+    }
 
     ModelConfig ResolveModel(ParseResult p, int vocab)
     {

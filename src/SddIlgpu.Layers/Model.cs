@@ -66,10 +66,10 @@ public sealed class Model : IDisposable
     public int Batch { get; }
     public IReadOnlyList<TransformerBlock> Blocks => blocks;
 
-    /// <summary>(B, T) token ids as exact floats.</summary>
+    /// <summary>(B, T) token ids as exact floats. Fill it through <see cref="Upload"/>, which checks the ids.</summary>
     public Tensor Tokens { get; }
 
-    /// <summary>(B, T) next-token ids as exact floats.</summary>
+    /// <summary>(B, T) next-token ids as exact floats. Fill it through <see cref="Upload"/>, which checks the ids.</summary>
     public Tensor Targets { get; }
 
     /// <summary>(B, T, V). After <see cref="ForwardLoss"/> it holds dLogits (the buffer is shared, as in llm.c).</summary>
@@ -92,6 +92,33 @@ public sealed class Model : IDisposable
             return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + (long)batch * c.NHead * c.SeqLen * c.SeqLen
                 + Rotary.ActivationLength(c.SeqLen, c.HeadDim) + RmsNorm.ActivationLength(rows, c.DModel, c.DModel)
                 + c.NLayer * TransformerBlock.ActivationLength(c, batch);
+        }
+    }
+
+    /// <summary>
+    /// Uploads <paramref name="tokens"/> (B, T) into <see cref="Tokens"/> and, unless it is empty,
+    /// <paramref name="targets"/> (B, T) into <see cref="Targets"/>. Every id must be an integer in [0, V): the
+    /// kernels index the embedding and the logits with it unchecked, so a bad id is refused here with an
+    /// <see cref="ArgumentOutOfRangeException"/> that names its position.
+    /// </summary>
+    public void Upload(ReadOnlySpan<float> tokens, ReadOnlySpan<float> targets)
+    {
+        CheckIds(tokens, "token");
+        Tokens.Upload(tokens);
+        if (targets.IsEmpty)
+            return;
+        CheckIds(targets, "target");
+        Targets.Upload(targets);
+    }
+
+    void CheckIds(ReadOnlySpan<float> ids, string what)
+    {
+        for (var i = 0; i < ids.Length; i++)
+        {
+            var id = ids[i];
+            if (!(id >= 0 && id < Config.Vocab && id == MathF.Floor(id)))
+                throw new ArgumentOutOfRangeException(nameof(ids),
+                    $"The {what} id {id} at position {i} (row {i / Config.SeqLen}, column {i % Config.SeqLen}) is not a token of this model's vocabulary [0, {Config.Vocab}).");
         }
     }
 

@@ -18,7 +18,7 @@ public enum BackendKind
 {
     /// <summary>NVIDIA GPUs through ILGPU's PTX back end.</summary>
     Cuda,
-    /// <summary>OpenCL 2.0 devices with the generic address space (AMD, Intel, ...).</summary>
+    /// <summary>OpenCL devices with OpenCL C 2.0 or later (AMD, Intel, NVIDIA's OpenCL, PoCL), with or without the generic address space (see OpenClAcceptance).</summary>
     OpenCL,
     /// <summary>ILGPU's CPU accelerator: simulates GPU threads; deterministic reference for kernel tests.</summary>
     IlgpuCpu,
@@ -28,7 +28,14 @@ public enum BackendKind
 
 /// <summary>One device as <c>sdd devices</c> lists it.</summary>
 public sealed record DeviceInfo(string Name, BackendKind Kind, string Description, bool Usable, string? Reason,
-    long MemoryBytes, int MaxGroupSize, int Multiprocessors, int WarpSize, string Details);
+    long MemoryBytes, int MaxGroupSize, int Multiprocessors, int WarpSize, string Details)
+{
+    /// <summary>How a usable device was accepted when ILGPU's own rule would refuse it, or null.</summary>
+    public string? Note { get; init; }
+
+    /// <summary>True for GPUs (every CUDA device; OpenCL devices of type GPU). <c>auto</c> picks only GPUs before <c>cpu</c>.</summary>
+    public bool IsGpu { get; init; }
+}
 
 /// <summary>A compute device opened by name: <c>cuda</c>, <c>cuda:1</c>, <c>opencl</c>, <c>ilgpu-cpu</c>, <c>cpu</c>, <c>auto</c>.</summary>
 public sealed class Device : IDisposable
@@ -37,7 +44,7 @@ public sealed class Device : IDisposable
     readonly Context context;
     bool disposed;
 
-    Device(string name, BackendKind kind, Context context, Accelerator accelerator)
+    Device(string name, BackendKind kind, Context context, Accelerator accelerator, LaunchGeometry? geometry = null, LaunchRecorder? recorder = null)
     {
         Name = name;
         Kind = kind;
@@ -45,6 +52,8 @@ public sealed class Device : IDisposable
         Accelerator = accelerator;
         Stream = accelerator.DefaultStream;
         Counters = new DeviceCounters();
+        Geometry = geometry ?? LaunchGeometry.Of(accelerator);
+        Recorder = recorder;
         try
         {
             Kernels = new KernelOps(this);
@@ -111,6 +120,12 @@ public sealed class Device : IDisposable
     internal Accelerator Accelerator { get; }
     internal AcceleratorStream Stream { get; }
 
+    /// <summary>What launch shapes are sized from: the accelerator's own figures, or a GPU's for a launch replay.</summary>
+    internal LaunchGeometry Geometry { get; }
+
+    /// <summary>Records every launch (kernel, grid, group) when set; a dry recorder also skips running the kernels.</summary>
+    internal LaunchRecorder? Recorder { get; }
+
     /// <summary>The ILGPU version this build runs on.</summary>
     public static string IlgpuVersion =>
         typeof(Context).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion?.Split('+')[0]
@@ -146,19 +161,20 @@ public sealed class Device : IDisposable
     // ------------------------------------------------------------------ opening and listing
 
     /// <summary>
-    /// Opens a device by name. <c>auto</c> picks CUDA, then a usable OpenCL device, then <c>cpu</c>.
+    /// Opens a device by name. <c>auto</c> picks CUDA, then a usable OpenCL GPU, then <c>cpu</c>: an OpenCL CPU
+    /// device (PoCL) is never picked by <c>auto</c>, because the managed <c>cpu</c> path is far faster on a CPU.
     /// Throws <see cref="DeviceNotFoundException"/> naming what is available when the device is absent.
     /// </summary>
     public static Device Open(string name = "auto")
     {
         ArgumentNullException.ThrowIfNull(name);
         var (kind, index) = Parse(name);
-        InstallCudaResolver();
+        InstallNativeResolver();
         if (kind is null)
         {
             var infos = List();
             var best = infos.FirstOrDefault(d => d.Kind == BackendKind.Cuda && d.Usable)
-                ?? infos.FirstOrDefault(d => d.Kind == BackendKind.OpenCL && d.Usable);
+                ?? infos.FirstOrDefault(d => d.Kind == BackendKind.OpenCL && d.Usable && d.IsGpu);
             return best is null ? OpenCpu(BackendKind.Cpu) : Open(best.Name);
         }
         switch (kind.Value)
@@ -184,19 +200,46 @@ public sealed class Device : IDisposable
             }
             default:
             {
-                var ctx = NewContext(b => b.OpenCL());
+                var ctx = NewContext(b => b.OpenCL(OpenClAcceptance.Accepts));
                 var devices = ctx.GetCLDevices();
                 if (index >= devices.Count)
                 {
                     ctx.Dispose();
                     throw new DeviceNotFoundException(
                         devices.Count == 0
-                            ? $"No usable OpenCL device was found for '{name}' (ILGPU needs OpenCL 2.0 with the generic address space; see 'sdd devices')."
+                            ? $"No usable OpenCL device was found for '{name}' (ILGPU needs OpenCL C 2.0 or later; install an OpenCL driver, e.g. Debian's pocl-opencl-icd, and see 'sdd devices')."
                             : $"'{name}' asks for OpenCL device {index} but only {devices.Count} usable ones exist.", List());
                 }
-                return Create($"opencl:{index}", BackendKind.OpenCL, ctx, () => ctx.CreateCLAccelerator(index));
+                var device = devices[index];
+                return Create($"opencl:{index}", BackendKind.OpenCL, ctx, () =>
+                {
+                    OpenClAcceptance.AllowWithoutGenericAddressSpace(device);
+                    return device.CreateCLAccelerator(ctx);
+                });
             }
         }
+    }
+
+    /// <summary>
+    /// An <c>ilgpu-cpu</c> device whose launches are sized for <paramref name="geometry"/> (e.g. an H100) and recorded
+    /// by <paramref name="recorder"/> instead of run when it is dry: ops then cost nothing, so one training step at model
+    /// sizes lists every launch the GPU would get (the kernel report). Results are meaningless on a dry device.
+    /// </summary>
+    internal static Device OpenLaunchReplay(LaunchGeometry geometry, LaunchRecorder recorder)
+    {
+        InstallNativeResolver();
+        var ctx = NewContext(b => b.CPU(IlgpuCpuDevice));
+        Accelerator acc;
+        try
+        {
+            acc = ctx.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+        }
+        catch
+        {
+            ctx.Dispose();
+            throw;
+        }
+        return new Device($"replay:{geometry.Name}", BackendKind.IlgpuCpu, ctx, acc, geometry, recorder);
     }
 
     static Device OpenCpu(BackendKind kind)
@@ -242,14 +285,15 @@ public sealed class Device : IDisposable
     static Context NewContext(Action<Context.Builder> pick) =>
         Context.Create(b =>
         {
-            b.EnableAlgorithms().Optimize(OptimizationLevel.O2).Math(MathMode.Default);
+            // O2 everywhere; OpenCL depends on it (OpenClAcceptance.Optimization: no __generic pointers at O2).
+            b.EnableAlgorithms().Optimize(OpenClAcceptance.Optimization).Math(MathMode.Default);
             pick(b);
         });
 
     /// <summary>Lists every device this machine offers, including OpenCL devices ILGPU rejects (with the reason).</summary>
     public static IReadOnlyList<DeviceInfo> List()
     {
-        InstallCudaResolver();
+        InstallNativeResolver();
         var list = new List<DeviceInfo>();
         try
         {
@@ -259,7 +303,7 @@ public sealed class Device : IDisposable
             {
                 list.Add(new DeviceInfo($"cuda:{i++}", BackendKind.Cuda, d.Name, true, null, d.MemorySize,
                     d.MaxNumThreadsPerGroup, d.NumMultiprocessors, d.WarpSize,
-                    $"arch {d.Architecture}, ISA {d.InstructionSet}, driver {d.DriverVersion}"));
+                    $"arch {d.Architecture}, ISA {d.InstructionSet}, driver {d.DriverVersion}") { IsGpu = true });
             }
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or InvalidOperationException or EntryPointNotFoundException)
@@ -272,13 +316,14 @@ public sealed class Device : IDisposable
             var usable = 0;
             foreach (var d in ctx.GetCLDevices())
             {
-                var ok = d.CVersion >= CLCVersion.CL20 && d.Capabilities.GenericAddressSpace;
-                var reason = ok ? null
-                    : d.CVersion < CLCVersion.CL20 ? $"OpenCL C {d.CVersion} is below the 2.0 that ILGPU needs"
-                    : "no generic address space support (ILGPU needs it)";
-                list.Add(new DeviceInfo(ok ? $"opencl:{usable++}" : "opencl (rejected)", BackendKind.OpenCL, d.Name, ok, reason,
-                    d.MemorySize, d.MaxNumThreadsPerGroup, d.NumMultiprocessors, d.WarpSize,
-                    $"vendor {d.Vendor}, {d.DeviceVersion}, OpenCL C {d.CVersion}"));
+                var ok = OpenClAcceptance.Accepts(d);
+                list.Add(new DeviceInfo(ok ? $"opencl:{usable++}" : "opencl (rejected)", BackendKind.OpenCL, d.Name, ok,
+                    OpenClAcceptance.RejectionReason(d), d.MemorySize, d.MaxNumThreadsPerGroup, d.NumMultiprocessors, d.WarpSize,
+                    $"{d.DeviceType.ToString().Replace("CL_DEVICE_TYPE_", "", StringComparison.Ordinal)}, vendor {d.Vendor}, {d.DeviceVersion}, OpenCL C {d.CVersion} (-cl-std {d.CLStdVersion})")
+                {
+                    Note = OpenClAcceptance.NeedsOverride(d) ? OpenClAcceptance.OverrideNote : null,
+                    IsGpu = (d.DeviceType & CLDeviceType.CL_DEVICE_TYPE_GPU) != 0,
+                });
             }
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or InvalidOperationException or EntryPointNotFoundException or CLException)
@@ -329,8 +374,11 @@ public sealed class Device : IDisposable
         return (kind, index);
     }
 
-    /// <summary>.NET probes libcuda.so but never libcuda.so.1, which is all most driver installs ship.</summary>
-    static void InstallCudaResolver()
+    /// <summary>
+    /// .NET probes libcuda.so and libOpenCL.so but never libcuda.so.1 / libOpenCL.so.1, which is all most driver and
+    /// ICD-loader installs ship (the unversioned names come with -dev packages).
+    /// </summary>
+    static void InstallNativeResolver()
     {
         if (Interlocked.Exchange(ref resolverInstalled, 1) != 0 || !OperatingSystem.IsLinux())
             return;
@@ -338,12 +386,16 @@ public sealed class Device : IDisposable
         {
             NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (lib, asm, path) =>
             {
-                if (lib is "cuda" or "libcuda" or "libcuda.so")
+                string[] candidates = lib switch
                 {
-                    foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1" })
-                        if (NativeLibrary.TryLoad(candidate, asm, path, out var handle))
-                            return handle;
-                }
+                    "cuda" or "libcuda" or "libcuda.so" => ["libcuda.so", "libcuda.so.1"],
+                    // The ICD loader (ocl-icd-libopencl1) ships only libOpenCL.so.1 without the -dev package.
+                    "OpenCL" or "libOpenCL" or "libOpenCL.so" => ["libOpenCL.so", "libOpenCL.so.1"],
+                    _ => [],
+                };
+                foreach (var candidate in candidates)
+                    if (NativeLibrary.TryLoad(candidate, asm, path, out var handle))
+                        return handle;
                 return IntPtr.Zero;
             });
         }

@@ -22,10 +22,23 @@ public sealed class TextSampler : IDisposable
         row = new float[vocab];
     }
 
-    /// <summary>Continues <paramref name="prompt"/> by <paramref name="count"/> tokens.</summary>
-    public string Generate(ITokenizer tokenizer, string prompt, int count, double temperature, int topK, ulong seed)
+    /// <summary>
+    /// Continues <paramref name="prompt"/> by <paramref name="count"/> tokens and returns the prompt followed by
+    /// their text (see <see cref="ITokenizer.Decode"/>; <see cref="Continue"/> gives the ids for exact bytes).
+    /// </summary>
+    public string Generate(ITokenizer tokenizer, string prompt, int count, double temperature, int topK, ulong seed, int? startToken = null) =>
+        prompt + tokenizer.Decode(Continue(tokenizer, prompt, count, temperature, topK, seed, startToken));
+
+    /// <summary>
+    /// The ids of <paramref name="count"/> tokens continuing <paramref name="prompt"/>. An empty prompt starts from
+    /// <paramref name="startToken"/>, a token seen in training (<see cref="TextCorpus.StartToken"/>, kept in the
+    /// checkpoint); without one, from newline when the vocabulary has it, else id 0. The start token is not returned.
+    /// </summary>
+    public int[] Continue(ITokenizer tokenizer, string prompt, int count, double temperature, int topK, ulong seed, int? startToken = null)
     {
-        var context = new List<int>(prompt.Length == 0 ? [0] : tokenizer.Encode(prompt));
+        if (tokenizer.VocabSize != vocab)
+            throw new ArgumentException($"The tokenizer's vocabulary ({tokenizer.VocabSize}) differs from the model's ({vocab}).");
+        var context = new List<int>(prompt.Length == 0 ? [startToken ?? Tokenizers.Newline(tokenizer) ?? 0] : tokenizer.Encode(prompt));
         var start = context.Count;
         var stream = Philox.StreamOf("sample");
         for (var i = 0; i < count; i++)
@@ -34,14 +47,12 @@ public sealed class TextSampler : IDisposable
             Array.Clear(tokens);
             for (var t = 0; t < window; t++)
                 tokens[t] = context[context.Count - window + t];
-            model.Tokens.Upload(tokens);
+            model.Upload(tokens, default);
             model.Forward();
             model.Logits.Slice((long)(window - 1) * vocab, vocab).Download(row);
             context.Add(Pick(row, temperature, topK, Philox.Uniform(seed, stream, (ulong)i)));
         }
-        // An empty prompt starts from token 0, which is not part of the text returned.
-        var generated = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(context)[start..];
-        return prompt + tokenizer.Decode(generated);
+        return [.. context.Skip(start)];
     }
 
     /// <summary>

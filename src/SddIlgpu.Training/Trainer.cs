@@ -257,8 +257,7 @@ public sealed class Trainer : IDisposable
         for (var micro = world.Rank; micro < microBatches; micro += world.Size)
         {
             DrawBatch(trainBatches, first, micro);
-            model.Tokens.Upload(hostTokens);
-            model.Targets.Upload(hostTargets);
+            model.Upload(hostTokens, hostTargets);
             model.ForwardLoss(scale);
             model.Backward();
             ops.Elementwise.Axpy(1f / microBatches, model.Loss, stepLoss);
@@ -335,8 +334,7 @@ public sealed class Trainer : IDisposable
         for (var i = world.Rank; i < train.EvalBatches; i += world.Size)
         {
             DrawBatch(valBatches, 0, i);
-            model.Tokens.Upload(hostTokens);
-            model.Targets.Upload(hostTargets);
+            model.Upload(hostTokens, hostTargets);
             model.ForwardLoss(0f);
             ops.Elementwise.Axpy(1f / train.EvalBatches, model.Loss, evalLoss);
         }
@@ -349,7 +347,7 @@ public sealed class Trainer : IDisposable
     public string Sample(string prompt, int tokens, ulong seed)
     {
         sampler ??= new TextSampler(weights);
-        return sampler.Generate(data.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed);
+        return sampler.Generate(data.Tokenizer, prompt, tokens, train.Temperature, train.TopK, seed, data.StartToken);
     }
 
     /// <summary>Writes the checkpoint (atomically, on rank 0 only) and returns its path.</summary>
@@ -358,7 +356,7 @@ public sealed class Trainer : IDisposable
         if (!Writes)
             return CheckpointPath;
         var state = new CheckpointState(ModelConfig, train, step, trainBatches.Position, optimizer.StepCount,
-            data.Tokenizer.ToJson(), data.Source, world.Size);
+            TokenizerJson.Write(data.Tokenizer, data.StartToken), data.Source, world.Size);
         Checkpoint.Save(CheckpointPath, weights, optimizer, state);
         checkpointStep = step;
         return CheckpointPath;

@@ -26,30 +26,32 @@ public sealed class KernelCompilationException(string kernel, string device, Exc
 
 internal static class KernelInfra
 {
-    /// <summary>Loads (compiles) one kernel now, naming it when it fails.</summary>
-    public static T Load<T>(this Device device, string name, Func<Accelerator, T> load)
+    /// <summary>Loads (compiles) one kernel now, naming it when it fails; recorded under that name when the device records.</summary>
+    public static T Load<T>(this Device device, string name, Func<Accelerator, T> load) where T : Delegate
     {
+        T kernel;
         try
         {
-            return load(device.Accelerator);
+            kernel = load(device.Accelerator);
         }
         catch (Exception e)
         {
             throw new KernelCompilationException(name, device.Name, e);
         }
+        return device.Recorder is { } recorder ? recorder.Wrap(name, kernel) : kernel;
     }
 
     /// <summary>Group size for 1-D grid-stride kernels: a warp on the CPU accelerator, 256 threads on GPUs.</summary>
     public static int GroupSize(this Device device) =>
-        device.IsHostMemory ? device.Accelerator.WarpSize : Math.Min(256, device.Accelerator.MaxNumThreadsPerGroup);
+        device.Geometry.HostMemory ? device.Geometry.WarpSize : Math.Min(256, device.Geometry.MaxGroupSize);
 
     /// <summary>A bounded 1-D launch for a grid-stride loop over <paramref name="n"/> items.</summary>
     public static KernelConfig GridStride(this Device device, long n)
     {
         var group = device.GroupSize();
-        var maxGroups = device.IsHostMemory
-            ? device.Accelerator.NumMultiprocessors * 2
-            : device.Accelerator.NumMultiprocessors * 8;
+        var maxGroups = device.Geometry.HostMemory
+            ? device.Geometry.Multiprocessors * 2
+            : device.Geometry.Multiprocessors * 8;
         var groups = (int)Math.Clamp((n + group - 1) / group, 1, maxGroups);
         return new KernelConfig(groups, group);
     }

@@ -111,8 +111,7 @@ public static class Benchmarks
         var (median, _) = BenchTiming.Median(device, () =>
         {
             weights.ZeroGrad();
-            model.Tokens.Upload(tokens);
-            model.Targets.Upload(targets);
+            model.Upload(tokens, targets);
             model.ForwardLoss(gradScale);
             model.Backward();
             optimizer.Step(1e-3f);

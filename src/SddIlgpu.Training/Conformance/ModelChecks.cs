@@ -40,8 +40,7 @@ public static class ModelChecks
             using var weights = new ModelWeights(device, config);
             using var model = new Model(weights, batch);
             Safetensors.Load(weights, file, "param.");
-            model.Tokens.Upload(file.Tensors["input.tokens"].Data);
-            model.Targets.Upload(file.Tensors["input.targets"].Data);
+            model.Upload(file.Tensors["input.tokens"].Data, file.Tensors["input.targets"].Data);
             var run = Run(model, null, 1);
             var loss = double.Parse(file.Metadata["loss"], System.Globalization.CultureInfo.InvariantCulture);
             results.Add(new(name + " logits+loss", Math.Max(NormRelative(run.Logits, file.Tensors["expected.logits"].Data), Math.Abs(run.Losses[0] - loss) / loss), LogitsTol));
@@ -110,8 +109,7 @@ public static class ModelChecks
             tokens[i] = (i * 7 + 3) % config.Vocab;
             targets[i] = (i * 11 + 5) % config.Vocab;
         }
-        model.Tokens.Upload(tokens);
-        model.Targets.Upload(targets);
+        model.Upload(tokens, targets);
         weights.Initialize(1234);
         var first = Run(model, null, 1);
         using var optimizer = new AdamW(weights, new AdamWConfig(Lr: 1e-2f));

@@ -1,21 +1,38 @@
-// Tokenizers: character-level (vocabulary from the corpus, as nanoGPT's shakespeare_char), byte-level, and
-// GPT-2 BPE through Microsoft.ML.Tokenizers. Each serialises to JSON so a checkpoint carries its tokenizer.
+// Tokenizers: character-level over Unicode code points (vocabulary from the corpus, as nanoGPT's
+// shakespeare_char), byte-level over raw bytes, and GPT-2 BPE through Microsoft.ML.Tokenizers. Each is
+// lossless: Decode(Encode(text)) == text for every text it accepts. TokenizerJson (de)serialises them.
+using System.Buffers;
+using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using Microsoft.ML.Tokenizers;
 
 namespace SddIlgpu.Training.Data;
 
-/// <summary>Turns text into token ids and back.</summary>
+/// <summary>Turns text into token ids and back, losslessly.</summary>
 public interface ITokenizer
 {
     /// <summary>"char", "byte" or "gpt2".</summary>
     string Kind { get; }
+
+    /// <summary>Number of token ids (V): every id is in [0, V).</summary>
     int VocabSize { get; }
+
+    /// <summary>
+    /// Token ids of <paramref name="text"/>. Throws <see cref="ArgumentException"/> for text that is not valid
+    /// Unicode (a lone UTF-16 surrogate) and, for the character tokenizer, for a character outside its vocabulary.
+    /// </summary>
     int[] Encode(string text);
+
+    /// <summary>
+    /// Text of <paramref name="ids"/>. Lossless wherever the ids spell whole UTF-8 characters; where they do not
+    /// (a byte or GPT-2 sample cut inside a character, a Latin-1 byte) each invalid sequence shows as U+FFFD:
+    /// use <see cref="DecodeBytes"/> for the exact bytes. Throws <see cref="ArgumentOutOfRangeException"/> for an id outside [0, V).
+    /// </summary>
     string Decode(ReadOnlySpan<int> ids);
 
-    /// <summary>JSON that <see cref="Tokenizers.FromJson"/> turns back into an equal tokenizer.</summary>
+    /// <summary>The exact bytes <paramref name="ids"/> stand for (UTF-8 for the character tokenizer).</summary>
+    byte[] DecodeBytes(ReadOnlySpan<int> ids);
+
+    /// <summary>JSON that <see cref="Tokenizers.FromJson"/> turns back into an equal tokenizer (see <see cref="TokenizerJson"/>).</summary>
     string ToJson();
 }
 
@@ -32,92 +49,158 @@ public static class Tokenizers
         _ => throw new ArgumentException($"Unknown tokenizer '{kind}'. Use one of: {string.Join(", ", Kinds)}."),
     };
 
-    public static ITokenizer FromJson(string json)
+    /// <summary>The tokenizer of <see cref="ITokenizer.ToJson"/> (or of a checkpoint's "tokenizer" metadata).</summary>
+    public static ITokenizer FromJson(string json) => TokenizerJson.Read(json).Tokenizer;
+
+    /// <summary>The id of "\n" when it is a single token of <paramref name="tokenizer"/>'s vocabulary, else null.</summary>
+    public static int? Newline(ITokenizer tokenizer) => tokenizer switch
     {
-        using var doc = JsonDocument.Parse(json);
-        var kind = doc.RootElement.GetProperty("kind").GetString();
-        return kind switch
-        {
-            "char" => new CharTokenizer(doc.RootElement.GetProperty("chars").GetString()
-                ?? throw new InvalidDataException("char tokenizer without 'chars'.")),
-            "byte" => new ByteTokenizer(),
-            "gpt2" => new Gpt2Tokenizer(),
-            _ => throw new InvalidDataException($"Unknown tokenizer kind '{kind}' in checkpoint."),
-        };
+        CharTokenizer c => c.IdOf(new Rune('\n')),
+        _ => tokenizer.Encode("\n") is [var id] ? id : null,
+    };
+
+    /// <summary>Names a character as users and the Unicode standard do: '😀' (U+1F600), or U+000A alone for invisible ones.</summary>
+    public static string Name(Rune rune)
+    {
+        var code = $"U+{rune.Value:X4}";
+        return Rune.GetUnicodeCategory(rune) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate
+            or UnicodeCategory.PrivateUse or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+            or UnicodeCategory.SpaceSeparator or UnicodeCategory.NonSpacingMark or UnicodeCategory.EnclosingMark
+            or UnicodeCategory.OtherNotAssigned
+            ? code
+            : $"'{rune}' ({code})";
     }
+
+    /// <summary>Throws <see cref="ArgumentException"/> at the first lone UTF-16 surrogate (text that is not valid Unicode).</summary>
+    public static void RequireWellFormed(string text)
+    {
+        var span = text.AsSpan();
+        var i = span.IndexOfAnyInRange('\uD800', '\uDFFF');
+        while (i >= 0)
+        {
+            if (Rune.DecodeFromUtf16(span[i..], out _, out var used) != OperationStatus.Done)
+                throw new ArgumentException(
+                    $"The text has a lone UTF-16 surrogate U+{(int)span[i]:X4} at index {i} (half of a character outside the Basic Multilingual Plane): it is not valid Unicode.");
+            i += used;
+            var next = span[i..].IndexOfAnyInRange('\uD800', '\uDFFF');
+            i = next < 0 ? -1 : i + next;
+        }
+    }
+
+    /// <summary>Strict UTF-8 of well-formed text (a lone surrogate is an <see cref="ArgumentException"/>, never U+FFFD).</summary>
+    internal static byte[] Utf8(string text)
+    {
+        RequireWellFormed(text);
+        return Encoding.UTF8.GetBytes(text);
+    }
+
+    internal static ArgumentOutOfRangeException BadId(int id, int vocab) =>
+        new(nameof(id), $"Token id {id} is outside this tokenizer's vocabulary [0, {vocab}).");
 }
 
-/// <summary>One token per distinct character of the corpus, in ordinal order.</summary>
+/// <summary>
+/// One token per distinct Unicode code point (<see cref="Rune"/>) of the corpus, in code point order. A character
+/// outside the Basic Multilingual Plane (😀, U+1F600) is one token, never two UTF-16 halves.
+/// </summary>
 public sealed class CharTokenizer : ITokenizer
 {
-    readonly string chars;
-    readonly Dictionary<char, int> index = [];
+    readonly Rune[] vocabulary;
+    readonly Dictionary<Rune, int> index = [];
 
-    public CharTokenizer(string chars)
+    /// <summary>A tokenizer whose id i is <paramref name="vocabulary"/>[i]; the characters must be distinct.</summary>
+    public CharTokenizer(IEnumerable<Rune> vocabulary)
     {
-        if (chars.Length == 0)
+        this.vocabulary = [.. vocabulary];
+        if (this.vocabulary.Length == 0)
             throw new ArgumentException("A character tokenizer needs at least one character.");
-        this.chars = chars;
-        for (var i = 0; i < chars.Length; i++)
-            index[chars[i]] = i;
+        for (var i = 0; i < this.vocabulary.Length; i++)
+            if (!index.TryAdd(this.vocabulary[i], i))
+                throw new ArgumentException($"Character {Tokenizers.Name(this.vocabulary[i])} appears twice in the vocabulary (ids {index[this.vocabulary[i]]} and {i}).");
     }
 
+    /// <summary>The distinct characters of <paramref name="corpus"/>, sorted by code point. A lone surrogate is an <see cref="ArgumentException"/>.</summary>
     public static CharTokenizer FromCorpus(string corpus)
     {
-        var set = new SortedSet<char>(corpus, Comparer<char>.Create((a, b) => a.CompareTo(b)));
-        return new CharTokenizer(new string([.. set]));
+        Tokenizers.RequireWellFormed(corpus);
+        var set = new HashSet<Rune>();
+        foreach (var r in corpus.EnumerateRunes())
+            set.Add(r);
+        return new CharTokenizer(set.Order());
     }
 
     public string Kind => "char";
-    public int VocabSize => chars.Length;
-    public string Characters => chars;
+    public int VocabSize => vocabulary.Length;
+
+    /// <summary>The characters, id order.</summary>
+    public IReadOnlyList<Rune> Vocabulary => vocabulary;
+
+    /// <summary>The id of <paramref name="rune"/>, or null when it is not in the vocabulary.</summary>
+    public int? IdOf(Rune rune) => index.TryGetValue(rune, out var id) ? id : null;
 
     public int[] Encode(string text)
     {
-        var ids = new int[text.Length];
-        for (var i = 0; i < text.Length; i++)
-            ids[i] = index.TryGetValue(text[i], out var id) ? id
-                : throw new ArgumentException($"Character '{text[i]}' (U+{(int)text[i]:X4}) is not in this model's {chars.Length}-character vocabulary.");
-        return ids;
+        var ids = new List<int>(text.Length);
+        var span = text.AsSpan();
+        for (var i = 0; i < span.Length;)
+        {
+            if (Rune.DecodeFromUtf16(span[i..], out var rune, out var used) != OperationStatus.Done)
+                Tokenizers.RequireWellFormed(text);
+            if (!index.TryGetValue(rune, out var id))
+                throw new ArgumentException(
+                    $"Character {Tokenizers.Name(rune)} at index {i} is not in this model's {vocabulary.Length}-character vocabulary (the characters of its training text).");
+            ids.Add(id);
+            i += used;
+        }
+        return [.. ids];
     }
 
     public string Decode(ReadOnlySpan<int> ids)
     {
         var sb = new StringBuilder(ids.Length);
+        Span<char> pair = stackalloc char[2];
         foreach (var id in ids)
-            sb.Append(chars[id]);
+        {
+            if ((uint)id >= (uint)vocabulary.Length)
+                throw Tokenizers.BadId(id, vocabulary.Length);
+            sb.Append(pair[..vocabulary[id].EncodeToUtf16(pair)]);
+        }
         return sb.ToString();
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind, chars });
+    public byte[] DecodeBytes(ReadOnlySpan<int> ids) => Encoding.UTF8.GetBytes(Decode(ids));
+
+    public string ToJson() => TokenizerJson.Write(this);
 }
 
-/// <summary>UTF-8 bytes as tokens (vocabulary 256).</summary>
+/// <summary>
+/// Raw bytes as tokens (V = 256). A file is tokenized byte for byte, never decoded: a Latin-1 file of n bytes is
+/// n tokens equal to its bytes. Text given as a string is tokenized as its UTF-8 bytes.
+/// </summary>
 public sealed class ByteTokenizer : ITokenizer
 {
     public string Kind => "byte";
     public int VocabSize => 256;
-    public int[] Encode(string text) => [.. Encoding.UTF8.GetBytes(text).Select(b => (int)b)];
 
-    public string Decode(ReadOnlySpan<int> ids)
+    public int[] Encode(string text) => Encode(Tokenizers.Utf8(text));
+
+    /// <summary>One token per byte, equal to it.</summary>
+    public static int[] Encode(ReadOnlySpan<byte> bytes)
+    {
+        var ids = new int[bytes.Length];
+        for (var i = 0; i < bytes.Length; i++)
+            ids[i] = bytes[i];
+        return ids;
+    }
+
+    public string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
+
+    public byte[] DecodeBytes(ReadOnlySpan<int> ids)
     {
         var bytes = new byte[ids.Length];
         for (var i = 0; i < ids.Length; i++)
-            bytes[i] = (byte)ids[i];
-        return Encoding.UTF8.GetString(bytes);
+            bytes[i] = (uint)ids[i] < 256 ? (byte)ids[i] : throw Tokenizers.BadId(ids[i], 256);
+        return bytes;
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind });
-}
-
-/// <summary>GPT-2's byte-pair encoding (50,257 tokens) from Microsoft.ML.Tokenizers' bundled data.</summary>
-public sealed class Gpt2Tokenizer : ITokenizer
-{
-    static readonly Lazy<Tokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
-
-    public string Kind => "gpt2";
-    public int VocabSize => 50257;
-    public int[] Encode(string text) => [.. Shared.Value.EncodeToIds(text)];
-    public string Decode(ReadOnlySpan<int> ids) => Shared.Value.Decode(ids.ToArray()) ?? "";
-    public string ToJson() => JsonSerializer.Serialize(new { kind = Kind });
+    public string ToJson() => TokenizerJson.Write(this);
 }

@@ -3,7 +3,7 @@
 namespace SddIlgpu.Training.Data;
 
 /// <summary>A tokenizer with its train and validation splits.</summary>
-public sealed class TrainingData(ITokenizer tokenizer, TokenSplit train, TokenSplit validation, string source) : IDisposable
+public sealed class TrainingData(ITokenizer tokenizer, TokenSplit train, TokenSplit validation, string source, int? startToken = null) : IDisposable
 {
     bool disposed;
 
@@ -19,10 +19,16 @@ public sealed class TrainingData(ITokenizer tokenizer, TokenSplit train, TokenSp
     /// <summary>Where the data came from (a file, a prepared folder), recorded in checkpoints.</summary>
     public string Source { get; } = source;
 
+    /// <summary>
+    /// The token an empty prompt starts from (<see cref="TextCorpus.StartToken"/>: one seen in training); null when
+    /// unknown (prepared shards), where sampling falls back to newline.
+    /// </summary>
+    public int? StartToken { get; } = startToken;
+
     /// <summary>Wraps an in-memory corpus (its 90/10 split by position).</summary>
     public static implicit operator TrainingData(TextCorpus corpus) =>
         new(corpus.Tokenizer, new ArrayTokenSplit(corpus.Train, $"{corpus.Source} (train)"),
-            new ArrayTokenSplit(corpus.Validation, $"{corpus.Source} (validation)"), corpus.Source);
+            new ArrayTokenSplit(corpus.Validation, $"{corpus.Source} (validation)"), corpus.Source, corpus.StartToken);
 
     /// <summary>Throws when either split has no window of seq_len + 1 tokens.</summary>
     /// <exception cref="DataException">A split is too short; the message names the sizes and the fix.</exception>

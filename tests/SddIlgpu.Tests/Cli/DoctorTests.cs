@@ -1,7 +1,8 @@
-// `sdd doctor` on the CPU: every op check and every golden model step passes (exit 0, each row present);
+// `sdd doctor` on cpu and opencl: every op check and every golden model step passes (exit 0, each row present);
 // and a deliberately broken op (RMS norm forward off by 0.1 %) is reported as FAIL with exit code 1.
 using NUnit.Framework;
 using SddIlgpu.Cli;
+using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Tests.Support;
@@ -23,18 +24,35 @@ public sealed class DoctorTests
     static string Row(string[] lines, string check) =>
         lines.SingleOrDefault(l => l.StartsWith(check + " ", StringComparison.Ordinal)) ?? throw new AssertionException($"no row for '{check}'");
 
-    [Test]
-    public void DoctorOnCpuPassesEveryOpAndEveryGoldenFixture()
+    /// <summary>
+    /// Every op check and every golden fixture passes, each row present. opencl runs where an OpenCL device is
+    /// (PoCL in CI): the doctor is what a user runs on a device we never tested, so CI runs it on one.
+    /// </summary>
+    [TestCase("cpu")]
+    [TestCase("opencl")]
+    public void DoctorPassesEveryOpAndEveryGoldenFixture(string deviceName)
     {
-        var (exit, lines) = Doctor(null, "--device", "cpu", "--golden", SharedPaths.Golden);
+        var device = TestDevices.Get(deviceName); // ignored here when the machine has no such device
+        var (exit, lines) = Doctor(null, "--device", deviceName, "--golden", SharedPaths.Golden);
         Assert.That(exit, Is.Zero, "exit code");
-        Assert.That(lines, Has.Some.StartsWith("device     cpu"));
+        Assert.That(lines, Has.Some.StartsWith("device     " + device.Name));
         Assert.That(lines, Has.Some.StartsWith("ILGPU      " + Device.IlgpuVersion));
         foreach (var check in ConformanceRunner.OpCheckNames)
             Assert.That(Row(lines, check), Does.EndWith("pass"), check);
         foreach (var fixture in Directory.GetFiles(SharedPaths.Golden, "*.safetensors"))
-            foreach (var part in new[] { "logits+loss", "gradients", "adamw x5" })
+        {
+            var steps = AdamWSteps(fixture);
+            foreach (var part in new[] { "logits+loss", "gradients", $"adamw x{steps}" })
                 Assert.That(Row(lines, $"golden {Path.GetFileNameWithoutExtension(fixture)} {part}"), Does.Contain("pass"));
+        }
+    }
+
+    /// <summary>The number of AdamW steps a golden fixture records (its <c>adamw_steps</c> metadata).</summary>
+    static int AdamWSteps(string fixture)
+    {
+        var steps = int.Parse(Safetensors.Read(fixture).Metadata["adamw_steps"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(steps, Is.Positive, $"{fixture}: adamw_steps");
+        return steps;
     }
 
     [Test]

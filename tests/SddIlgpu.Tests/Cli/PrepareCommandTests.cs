@@ -68,4 +68,33 @@ public sealed class PrepareCommandTests
         var missing = CliRunner.Run("train", "--data", Path.Combine(dir, "nothing_here"), "--device", "cpu", "--quiet");
         Assert.That(missing.Code, Is.EqualTo(1));
     }
+
+    [Test]
+    public void ATextFileIsPreparedOnceIntoTheCacheAndADamagedCacheIsPreparedAgain()
+    {
+        var cache = Path.Combine(dir, "cache");
+        var text = Path.Combine(dir, "fables.txt");
+        File.WriteAllText(text, GeneratedCorpus.Generate(20_000));
+        string[] train = ["train", .. Small, "--data", text, "--cache-dir", cache, "--steps", "2"];
+        var first = CliRunner.Run([.. train, "--out", Path.Combine(dir, "a")]);
+        Assert.That(first.Code, Is.Zero, first.Err);
+        var prepared = Directory.GetDirectories(cache).Single();
+        Assert.That(Path.GetFileName(prepared), Does.StartWith("char-"));
+        var shard = Directory.GetFiles(prepared, "sdd_train_*.bin").Single();
+        var stamp = File.GetLastWriteTimeUtc(shard);
+
+        var second = CliRunner.Run([.. train, "--out", Path.Combine(dir, "b")]);
+        Assert.That(second.Code, Is.Zero, second.Err);
+        Assert.That(second.Err, Does.Not.Contain("warning"));
+        Assert.That(File.GetLastWriteTimeUtc(shard), Is.EqualTo(stamp), "the cache was reused, not rewritten");
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "b", "checkpoint.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "a", "checkpoint.safetensors"))));
+
+        // Cut the shard to 400 bytes (a truncated cache): a warning, a fresh prepare, the same result.
+        using (var f = new FileStream(shard, FileMode.Open))
+            f.SetLength(400);
+        var third = CliRunner.Run([.. train, "--out", Path.Combine(dir, "c")]);
+        Assert.That(third.Code, Is.Zero, third.Err);
+        Assert.That(third.Err, Does.Contain("warning: the cached tokens").And.Contain("encoding the file again"));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "c", "checkpoint.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "a", "checkpoint.safetensors"))));
+    }
 }

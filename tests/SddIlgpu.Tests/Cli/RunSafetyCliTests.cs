@@ -102,7 +102,7 @@ public sealed class RunSafetyCliTests
 
         // The printed command resumes (cut short with --stop-at) where the run stopped.
         var words = resume.Split(' ')[1..];
-        var r = CliRunner.Run([.. words, "--stop-at", $"{step + 2}", "--quiet"]);
+        var r = CliRunner.Run([.. words, "--stop-at", $"{step + 2}"]);
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain($"Resuming {ckpt} at step {step}"));
         Assert.That(Checkpoint.ReadState(ckpt).Step, Is.EqualTo(step + 2));

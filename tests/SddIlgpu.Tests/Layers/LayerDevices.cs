@@ -1,6 +1,6 @@
 // The back ends the layer tests run on: the ILGPU CPU accelerator, the managed cpu path, and "naive"
 // (the CPU accelerator's memory with NaiveOps), which checks the layers independently of the kernels;
-// cuda where a GPU is present (ignored otherwise).
+// cuda and opencl where such a device is present (ignored otherwise; CI has PoCL, so opencl runs there).
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
@@ -10,7 +10,7 @@ namespace SddIlgpu.Tests.Layers;
 
 public static class LayerDevices
 {
-    public static readonly string[] All = ["ilgpu-cpu", "cpu", "naive", "cuda"];
+    public static readonly string[] All = ["ilgpu-cpu", "cpu", "naive", "cuda", "opencl"];
 
     static readonly Dictionary<string, OpSet> NaiveSets = [];
 

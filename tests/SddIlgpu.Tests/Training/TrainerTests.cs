@@ -28,6 +28,7 @@ public sealed class TrainerTests
 
     /// <summary>Issue 4: 2N steps equal N steps, a checkpoint, a resume and N more, bit for bit.</summary>
     [TestCase("ilgpu-cpu", Residual.Post, LinearKind.SddCode)]
+    [TestCase("opencl", Residual.Post, LinearKind.SddCode)]
     [TestCase("cpu", Residual.Post, LinearKind.SddCode)]
     [TestCase("cpu", Residual.Pre, LinearKind.SddPaper)]
     public void ResumingEqualsTrainingStraightThrough(string deviceName, Residual residual, LinearKind linear)

@@ -40,6 +40,9 @@ public sealed record PrepareOptions
     /// <summary>Shard name prefix: <c>{prefix}_train_000000.bin</c>.</summary>
     public string Prefix { get; init; } = "sdd";
 
+    /// <summary>Encode with this tokenizer instead of building one (a resumed run's; its vocabulary must cover the text).</summary>
+    public ITokenizer? FixedTokenizer { get; init; }
+
     /// <summary>Target size of the pieces a text file is cut into for parallel encoding (tests make it small).</summary>
     internal int ChunkBytes { get; init; } = DocumentSource.ChunkBytes;
 
@@ -100,7 +103,7 @@ public static class DatasetPreparer
         var total = inputs.Sum(p => new FileInfo(p).Length);
         var positionSplit = options.ValDocs is null && inputs.Length == 1 && DocumentSource.FormatOf(inputs[0]) == InputFormat.Text;
 
-        var tokenizer = options.Tokenizer switch
+        var tokenizer = options.FixedTokenizer ?? options.Tokenizer switch
         {
             "char" => BuildCharVocabulary(inputs, options, !positionSplit, total, progress, cancel),
             _ => Data.Tokenizers.Create(options.Tokenizer, ""),

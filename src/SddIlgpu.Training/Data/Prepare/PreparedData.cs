@@ -33,6 +33,77 @@ public static class PreparedData
         return Build(tokenizer, train, val, Path.GetFullPath(path));
     }
 
+    /// <summary>Where <see cref="OpenTextFile"/> keeps prepared copies of text files: $XDG_CACHE_HOME/sdd/prepared or ~/.cache/sdd/prepared.</summary>
+    public static string DefaultCacheDir =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "sdd", "prepared");
+
+    /// <summary>
+    /// A text file for training through the same pipeline as `sdd prepare`: prepared once into a cache folder keyed by
+    /// the file's SHA-256 and the tokenizer, verified (token counts and SHA-256 of every shard) each time it is reused,
+    /// and prepared again, with a warning, when it is damaged. The split is nanoGPT's 90/10 by token position.
+    /// </summary>
+    /// <param name="path">A UTF-8 text file.</param>
+    /// <param name="tokenizerKind">"char", "byte" or "gpt2".</param>
+    /// <param name="cacheDir">Cache root (<see cref="DefaultCacheDir"/>).</param>
+    /// <param name="tokenizer">A resumed run's tokenizer, or null to build one (char: from the text).</param>
+    /// <param name="warn">Receives the one-line warning about a damaged cache.</param>
+    /// <exception cref="DataException">The file is missing, empty, not UTF-8 text, or has characters the tokenizer lacks.</exception>
+    public static TrainingData OpenTextFile(string path, string tokenizerKind, string cacheDir, ITokenizer? tokenizer = null, Action<string>? warn = null)
+    {
+        if (!File.Exists(path))
+            throw new DataException($"Data file '{path}' does not exist. Pass --data with a UTF-8 text file or a prepared folder, or leave --data out to train on the built-in generated corpus.");
+        if (new FileInfo(path).Length == 0)
+            throw new DataException($"Data file '{path}' is empty. Give it some text (at least seq_len + 1 tokens in each of the train and validation parts).");
+        var kind = tokenizer?.Kind ?? tokenizerKind;
+        string key;
+        using (var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256))
+        {
+            using (var file = File.OpenRead(path))
+            {
+                var buffer = new byte[1 << 20];
+                int n;
+                while ((n = file.Read(buffer)) > 0)
+                    sha.AppendData(buffer, 0, n);
+            }
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"\0{kind}\0{tokenizer?.ToJson()}\0{PreparedManifest.CurrentVersion}"));
+            key = $"{kind}-{Convert.ToHexStringLower(sha.GetHashAndReset())[..24]}";
+        }
+        var dir = Path.Combine(cacheDir, key);
+        if (Directory.Exists(dir))
+        {
+            try
+            {
+                Verify(dir);
+                return Rename(Open(dir), Path.GetFullPath(path));
+            }
+            catch (DataException e)
+            {
+                warn?.Invoke($"warning: the cached tokens of '{path}' in '{dir}' are unusable ({e.Message}); encoding the file again.");
+            }
+        }
+        try
+        {
+            Directory.CreateDirectory(cacheDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Cache folder '{cacheDir}' cannot be created ({e.Message}). Give a writable --cache-dir.", e);
+        }
+        DatasetPreparer.Run(new PrepareOptions
+        {
+            Inputs = [path],
+            Tokenizer = kind,
+            OutDir = dir,
+            Overwrite = true,
+            FixedTokenizer = tokenizer,
+        });
+        return Rename(Open(dir), Path.GetFullPath(path));
+    }
+
+    /// <summary>The data of a cached text file is named after the file (checkpoints record it and resume from it).</summary>
+    static TrainingData Rename(TrainingData d, string source) => new(d.Tokenizer, d.Train, d.Validation, source);
+
     static bool IsVal(string file) => Path.GetFileName(file).Contains("_val", StringComparison.Ordinal);
 
     static List<string> Match(string path)

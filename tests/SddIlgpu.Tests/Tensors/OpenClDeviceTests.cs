@@ -1,0 +1,60 @@
+// The opencl device on OpenCL 3.0 runtimes without the generic address space (PoCL in CI): listed as usable with
+// the note saying how it was accepted, opened with ILGPU's capability overridden, never picked by `auto` when it
+// is a CPU, and launch recording (the kernel report's replay) sees every launch the device counts.
+using NUnit.Framework;
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Kernels;
+using SddIlgpu.Tests.Support;
+
+namespace SddIlgpu.Tests.Tensors;
+
+public sealed class OpenClDeviceTests
+{
+    static DeviceInfo OpenClOrIgnore() =>
+        Device.List().FirstOrDefault(d => d.Kind == BackendKind.OpenCL && d.Usable)
+        ?? throw new IgnoreException("No usable OpenCL device here (CI installs pocl-opencl-icd).");
+
+    [Test]
+    public void ADeviceWithoutTheGenericAddressSpaceIsListedWithHowItWasAccepted()
+    {
+        var info = OpenClOrIgnore();
+        var device = TestDevices.Get("opencl");
+        Assert.That(device.Kind, Is.EqualTo(BackendKind.OpenCL));
+        Assert.That(device.Accelerator.AcceleratorType, Is.EqualTo(ILGPU.Runtime.AcceleratorType.OpenCL));
+        if (info.Note is null)
+            Assert.Ignore($"{info.Description} has the generic address space; the override is not needed there.");
+        Assert.That(info.Note, Is.EqualTo(OpenClAcceptance.OverrideNote));
+        Assert.That(info.Reason, Is.Null);
+    }
+
+    [Test]
+    public void AutoNeverPicksAnOpenClCpuDevice()
+    {
+        var infos = Device.List();
+        if (!infos.Any(d => d.Kind == BackendKind.OpenCL && d.Usable && !d.IsGpu))
+            Assert.Ignore("No OpenCL CPU device (PoCL) here.");
+        if (infos.Any(d => d.Usable && d.IsGpu))
+            Assert.Ignore("A GPU is present; auto picks it.");
+        using var device = Device.Open("auto");
+        Assert.That(device.Kind, Is.EqualTo(BackendKind.Cpu), "the managed cpu path outruns PoCL on a CPU");
+    }
+
+    [Test]
+    public void OpenClCompilesAtO2() => Assert.That(OpenClAcceptance.Optimization, Is.EqualTo(ILGPU.OptimizationLevel.O2));
+
+    [Test]
+    public void ReplayRecordsEveryLaunchAndRunsNone()
+    {
+        var recorder = new LaunchRecorder(dry: true);
+        using var device = Device.OpenLaunchReplay(LaunchGeometry.H100, recorder);
+        var y = device.AllocateTensor(new Shape(1000), "y");
+        var before = device.Counters.Snapshot();
+        device.Ops.Elementwise.Fill(y, 3f);
+        device.Ops.Elementwise.Add(y, y, y);
+        Assert.That((device.Counters.Snapshot() - before).Launches, Is.EqualTo(2));
+        Assert.That(recorder.Launches.Select(l => l.Kernel), Is.EqualTo(new[] { "FillKernel", "AddKernel" }));
+        // Sized like an H100: 256-thread groups, ⌈1000 / 256⌉ = 4 groups (below 8 per SM × 132 SMs).
+        Assert.That(recorder.Launches.Select(l => (l.Groups, l.GroupSize)), Has.All.EqualTo((4L, 256)));
+        Assert.That(y.ToArray(), Has.All.EqualTo(0f), "a dry replay runs no kernel");
+    }
+}
