@@ -16,12 +16,21 @@ public sealed class RunSignals : IDisposable
 
     /// <param name="notify">Prints a one-line notice (stderr in the tool).</param>
     /// <param name="abort">Ends the process at once with the given exit code (a second signal).</param>
-    public RunSignals(Action<string> notify, Action<int> abort)
+    public RunSignals(Action<string> notify, Action<int> abort) : this(notify, abort, register: true)
+    {
+    }
+
+    RunSignals(Action<string> notify, Action<int> abort, bool register)
     {
         this.notify = notify;
         this.abort = abort;
-        registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
+        registrations = register
+            ? [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)]
+            : [];
     }
+
+    /// <summary>No handlers: signals keep their default effect (an MPI rank, which its launcher ends with SIGTERM).</summary>
+    public static RunSignals None() => new(_ => { }, _ => { }, register: false);
 
     /// <summary>The tool's handler: notices on stderr, a second signal exits the process.</summary>
     public static RunSignals ForConsole() => new(m => Console.Error.WriteLine($"sdd: {m}"), Environment.Exit);

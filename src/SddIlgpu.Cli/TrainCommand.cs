@@ -151,7 +151,9 @@ public sealed class TrainCommand
         Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
         var requested = deviceName;
         deviceName = Collective.DeviceName(deviceName, world);
-        using var signals = RunSignals.ForConsole();
+        // One process: SIGINT/SIGTERM stop after the step with a checkpoint. Under MPI the launcher's SIGTERM is how a
+        // failed rank's abort ends the others, so the default (immediate) termination is kept there.
+        using var signals = world.Size == 1 ? RunSignals.ForConsole() : RunSignals.None();
         Device? opened = null;
         TrainingData? loaded = null;
         Trainer? trainer;
