@@ -31,6 +31,8 @@ public sealed class TrainCommand
     readonly Option<string?> cacheDir = Text("--cache-dir", $"where text files given to --data are kept prepared as token shards (default: {PreparedData.DefaultCacheDir})", "DIR");
     readonly Option<int?> stopAt = Optional<int>("--stop-at", "stop after this step, keeping the schedule of --steps (continue later with --resume)", "N").AtLeast(1);
     readonly Option<bool> quiet = Switch("--quiet", "print only the final summary");
+    readonly Option<bool> dryRun = Switch("--dry-run", "print the configuration and the memory estimate, then exit without creating anything");
+    readonly Option<bool> overwrite = Switch("--overwrite", "replace the run (checkpoint, log, plot) already in --out");
 
     // ModelConfig
     readonly Option<string> residual = Choice("--residual", "how sub-layers join the residual stream", "post", ["pre", "post", "deepnorm"]);
@@ -69,13 +71,13 @@ public sealed class TrainCommand
     readonly Option<int> logEvery = PresetTrainOption("--log-every", "log every N steps", t => t.LogEvery, "N").AtLeast(1);
 
     /// <summary>The options a resumed run accepts; every other one would contradict the checkpoint's configuration.</summary>
-    Option[] ResumeMay => [resume, device, output, data, quiet, steps, cacheDir, stopAt];
+    Option[] ResumeMay => [resume, device, output, data, quiet, steps, cacheDir, stopAt, dryRun, overwrite];
 
     readonly Command command = new("train", "train a model (default: the tiny preset on the built-in corpus)");
 
     TrainCommand()
     {
-        foreach (var o in (Option[])[preset, data, output, resume, device, tokenizer, cacheDir, stopAt, quiet,
+        foreach (var o in (Option[])[preset, data, output, resume, device, tokenizer, cacheDir, stopAt, quiet, dryRun, overwrite,
                      residual, linear, dModel, nLayer, nHead, nKvHead, ffnHidden, seqLen, normEps, ropeTheta, initStd,
                      steps, batch, gradAccum, lr, minLrRatio, warmup, weightDecay, beta1, beta2, adamEps, gradClip, decayNormGains,
                      seed, evalEvery, evalBatches, sampleEvery, sampleTokens, temperature, topK, checkpointEvery, logEvery])
@@ -147,13 +149,17 @@ public sealed class TrainCommand
     {
         var deviceName = p.GetValue(device)!;
         Tensors.Device.Parse(deviceName); // a misspelt device fails before any data is read
+        var requested = deviceName;
         deviceName = Collective.DeviceName(deviceName, world);
+        // One process: SIGINT/SIGTERM stop after the step with a checkpoint. Under MPI the launcher's SIGTERM is how a
+        // failed rank's abort ends the others, so the default (immediate) termination is kept there.
+        using var signals = world.Size == 1 ? RunSignals.ForConsole() : RunSignals.None();
         Device? opened = null;
         TrainingData? loaded = null;
-        Trainer trainer;
+        Trainer? trainer;
         try
         {
-            trainer = Start(p, deviceName, world, d => opened = d, d => loaded = d);
+            trainer = Start(p, deviceName, world, d => opened = d, d => loaded = d, signals.Token);
         }
         catch
         {
@@ -165,23 +171,31 @@ public sealed class TrainCommand
         using (opened)
         using (trainer)
         {
+            if (trainer is null)
+                return 0; // --dry-run
             var result = trainer.Run();
             Console.WriteLine();
-            Console.WriteLine(result.Diverged
-                ? $"Diverged at step {result.Steps}: the loss became {result.FinalLoss}. Lower --lr or raise --warmup."
-                : string.Create(CultureInfo.InvariantCulture,
-                    $"Done: {result.Steps} steps, train loss {result.FinalLoss:F4}, validation loss {result.ValLoss:F4}, " +
-                    $"{result.TokensPerSecond:F0} tokens/s, {result.SecondsPerStep * 1000:F1} ms/step (medians)"));
-            Console.WriteLine($"Checkpoint: {result.CheckpointPath}");
-            Console.WriteLine($"Log:        {result.LogPath}");
-            if (result.PlotPath is not null)
-                Console.WriteLine($"Plot:       {result.PlotPath}");
-            return result.Diverged ? 3 : 0;
+            return RunReport.Print(result, signals, ResumeCommand(p, trainer.CheckpointPath, world.Size == 1 ? opened!.Name : requested));
         }
     }
 
-    /// <summary>Resolves data and configurations first (cheap, most errors), then opens the device and builds the trainer.</summary>
-    Trainer Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded)
+    /// <summary>The exact command that continues this run (with the options the checkpoint does not record).</summary>
+    string ResumeCommand(ParseResult p, string checkpoint, string deviceName)
+    {
+        var parts = new List<string> { "sdd", "train", "--resume", RunReport.Quote(Path.GetFullPath(checkpoint)), "--device", RunReport.Quote(deviceName) };
+        if (p.GetValue(cacheDir) is { } cache)
+            parts.AddRange(["--cache-dir", RunReport.Quote(Path.GetFullPath(cache))]);
+        if (p.GetValue(data) is { } file)
+            parts.AddRange(["--data", RunReport.Quote(Path.GetFullPath(file))]);
+        return string.Join(' ', parts);
+    }
+
+    /// <summary>
+    /// Resolves data and configurations first (cheap, most errors), checks the memory estimate, then opens the
+    /// device and builds the trainer (which checks the estimate against the device's memory before it allocates
+    /// or creates the folder). Returns null for --dry-run, after printing the estimate.
+    /// </summary>
+    Trainer? Start(ParseResult p, string deviceName, ICollective world, Action<Device> opened, Action<TrainingData> loaded, CancellationToken cancel)
     {
         var cache = p.GetValue(cacheDir) ?? PreparedData.DefaultCacheDir;
         Device Open()
@@ -207,8 +221,12 @@ public sealed class TrainCommand
             var corpus = LoadData(p.GetValue(data) ?? (state.DataSource == GeneratedCorpus.Name ? null : state.DataSource), tok.Kind, cache, tok);
             loaded(corpus);
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var train = state.Train with { Steps = stepsArg ?? state.Train.Steps };
+            var estimate = PreCheck(state.Model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
-            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world), stepsArg);
+            if (p.GetValue(dryRun))
+                return DryRun(d, corpus, state.Model, train, outDir, estimate, world);
+            var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world, cancel), stepsArg);
             if (!p.GetValue(quiet))
                 Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
             return trainer;
@@ -227,8 +245,11 @@ public sealed class TrainCommand
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
             var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
+            var estimate = PreCheck(model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
-            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world));
+            if (p.GetValue(dryRun))
+                return DryRun(d, corpus, model, train, outDir, estimate, world);
+            var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world, cancel));
             if (!p.GetValue(quiet))
                 PrintConfiguration(d, corpus, model, train, outDir, world);
             return trainer;
@@ -250,12 +271,37 @@ public sealed class TrainCommand
     internal static string CheckpointPath(string fileOrFolder) =>
         Directory.Exists(fileOrFolder) ? Path.Combine(fileOrFolder, Trainer.CheckpointFile) : fileOrFolder;
 
-    TrainerOptions Options(ParseResult p, ICollective world) => new()
+    TrainerOptions Options(ParseResult p, ICollective world, CancellationToken cancel) => new()
     {
         Collective = world,
         StopAtStep = p.GetValue(stopAt),
         OnStep = p.GetValue(quiet) ? null : Progress.Print,
+        Cancellation = cancel,
+        Overwrite = p.GetValue(overwrite),
     };
+
+    /// <summary>
+    /// The estimate, refused at once, before the device compiles its kernels, when a size overflows or (on the CPU
+    /// devices, whose memory is known without opening them) when it does not fit. The trainer checks every device.
+    /// </summary>
+    static MemoryEstimate PreCheck(ModelConfig model, TrainConfig train, string deviceName, bool dryRun)
+    {
+        var estimate = MemoryEstimate.For(model, train);
+        if (!dryRun && deviceName.Trim().ToLowerInvariant() is "cpu" or "ilgpu-cpu")
+            estimate.EnsureFits(Tensors.Device.AvailableHostMemoryBytes(), Tensors.Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
+        return estimate;
+    }
+
+    static Trainer? DryRun(Device device, TrainingData corpus, ModelConfig model, TrainConfig train, string outDir, MemoryEstimate estimate, ICollective world)
+    {
+        PrintConfiguration(device, corpus, model, train, outDir, world);
+        Console.WriteLine($"memory     estimate for {device.Name}:");
+        Console.WriteLine(estimate.Describe(device.IsHostMemory));
+        Console.WriteLine($"  {(device.IsHostMemory ? "host RAM available now" : "device memory"),-46}{MemoryEstimate.Format(device.MemoryBytes),12}");
+        estimate.EnsureFits(device, train);
+        Console.WriteLine("Dry run: the run fits; nothing was created.");
+        return null;
+    }
 
     /// <summary>
     /// Training data from --data: a prepared folder, a folder or glob of llm.c shards (memory-mapped), a text file, or
@@ -339,6 +385,6 @@ public sealed class TrainCommand
         Console.WriteLine($"model      {m.ToJson()}");
         Console.WriteLine($"training   {t.ToJson()}");
         Console.WriteLine($"output     {Path.GetFullPath(outDir)}");
-        Console.WriteLine(string.Create(inv, $"tokens/step {t.Batch * m.SeqLen * t.GradAccum * world.Size}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
+        Console.WriteLine(string.Create(inv, $"tokens/step {(long)t.Batch * m.SeqLen * t.GradAccum * world.Size}, uniform baseline loss ln(V) = {Math.Log(m.Vocab):F3}"));
     }
 }

@@ -69,17 +69,20 @@ public sealed class CausalSelfAttention
     public static long ActivationLength(ModelConfig c, int batch)
     {
         ArgumentNullException.ThrowIfNull(c);
-        long n = (long)batch * c.SeqLen, qw = c.NHead * c.HeadDim, kw = c.NKvHead * c.HeadDim;
         bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
-        var rows = (int)n;
-        var total = Projection.ActivationLength(paper, rows, (int)qw) + 2 * Projection.ActivationLength(paper, rows, (int)kw)
-            + Projection.ActivationLength(paper || code, rows, c.DModel);
-        if (code)
-            total += n * (qw + kw + qw) + RmsNorm.ActivationLength(rows, (int)qw, c.HeadDim)
-                + RmsNorm.ActivationLength(rows, (int)kw, c.HeadDim) + RmsNorm.ActivationLength(rows, (int)qw, (int)qw);
-        total += n * (qw + 2 * kw) + (long)batch * c.NHead * c.SeqLen * c.SeqLen + n * qw + n * c.DModel;
-        total += n * (qw + 2 * kw) + n * qw;
-        return total;
+        checked
+        {
+            int rows = batch * c.SeqLen, qw = c.NHead * c.HeadDim, kw = c.NKvHead * c.HeadDim;
+            long n = rows;
+            var total = Projection.ActivationLength(paper, rows, qw) + 2 * Projection.ActivationLength(paper, rows, kw)
+                + Projection.ActivationLength(paper || code, rows, c.DModel);
+            if (code)
+                total += n * (2L * qw + kw) + RmsNorm.ActivationLength(rows, qw, c.HeadDim)
+                    + RmsNorm.ActivationLength(rows, kw, c.HeadDim) + RmsNorm.ActivationLength(rows, qw, qw);
+            total += n * (qw + 2L * kw) + (long)batch * c.NHead * c.SeqLen * c.SeqLen + n * qw + n * c.DModel;
+            total += n * (qw + 2L * kw) + n * qw;
+            return total;
+        }
     }
 
     /// <summary>Output = attention(h), saving what backward needs.</summary>

@@ -78,14 +78,21 @@ public sealed class Model : IDisposable
     /// <summary>(1) mean cross-entropy, written by <see cref="ForwardLoss"/>.</summary>
     public Tensor Loss { get; }
 
-    /// <summary>Elements of the activation arena for (config, B).</summary>
+    /// <summary>
+    /// Elements of the activation arena for (config, B): what the constructor takes, checked against the arena.
+    /// Throws <see cref="OverflowException"/> when B·T or a length does not fit the int rows and long sizes the layers use.
+    /// </summary>
     public static long ActivationLength(ModelConfig c, int batch)
     {
         ArgumentNullException.ThrowIfNull(c);
-        long n = (long)batch * c.SeqLen;
-        return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + (long)batch * c.NHead * c.SeqLen * c.SeqLen
-            + Rotary.ActivationLength(c.SeqLen, c.HeadDim) + RmsNorm.ActivationLength((int)n, c.DModel, c.DModel)
-            + c.NLayer * TransformerBlock.ActivationLength(c, batch);
+        checked
+        {
+            var rows = batch * c.SeqLen;
+            long n = rows;
+            return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + (long)batch * c.NHead * c.SeqLen * c.SeqLen
+                + Rotary.ActivationLength(c.SeqLen, c.HeadDim) + RmsNorm.ActivationLength(rows, c.DModel, c.DModel)
+                + c.NLayer * TransformerBlock.ActivationLength(c, batch);
+        }
     }
 
     /// <summary>

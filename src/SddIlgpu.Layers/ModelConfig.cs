@@ -52,8 +52,13 @@ public sealed record ModelConfig(int Vocab, int DModel, int NLayer, int NHead, i
             throw new ArgumentException($"{name} must be positive; got {value}.");
     }
 
-    /// <summary>8C/3 rounded up to a multiple of 8 (344 for C = 128).</summary>
-    public static int DefaultFfnHidden(int dModel) => (8 * dModel + 23) / 24 * 8;
+    /// <summary>8C/3 rounded up to a multiple of 8 (344 for C = 128); computed in 64 bits, refused past int range.</summary>
+    public static int DefaultFfnHidden(int dModel)
+    {
+        var f = (8L * dModel + 23) / 24 * 8;
+        return f <= int.MaxValue ? (int)f
+            : throw new ArgumentException($"d_model {dModel} is too large: its SwiGLU width 8·d_model/3 = {f} exceeds {int.MaxValue}. Choose a smaller --d-model.");
+    }
 
     /// <summary>A named preset with the given vocabulary and variant.</summary>
     public static ModelConfig Preset(string name, int vocab, Residual residual, LinearKind linear)

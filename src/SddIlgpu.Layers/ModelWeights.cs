@@ -146,7 +146,7 @@ public sealed class ModelWeights : IDisposable
             o.Add((p + "ffn.w_down.weight", (C, F), ParamKind.Matrix));
             if (c.Linear == LinearKind.SddCode)
             {
-                o.Add((p + "ffn.upgate_norm.weight", 2 * F, ParamKind.Gain));
+                o.Add((p + "ffn.upgate_norm.weight", checked(2 * F), ParamKind.Gain));
                 o.Add((p + "ffn.down_norm.weight", C, ParamKind.AlphaOut));
             }
             if (c.Linear == LinearKind.SddPaper)

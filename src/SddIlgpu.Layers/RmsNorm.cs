@@ -42,7 +42,7 @@ public sealed class RmsNorm
     public Tensor Rstd { get; }
 
     /// <summary>Activation elements this layer takes from its arena.</summary>
-    public static long ActivationLength(int rows, int width, int groupSize) => (long)rows * width / groupSize;
+    public static long ActivationLength(int rows, int width, int groupSize) => checked((long)rows * width) / groupSize;
 
     /// <summary>y (R, W) = g ⊙ x·rstd. y may alias x.</summary>
     public void Forward(Tensor x, Tensor y) => ops.Norm.Forward(x, Gain?.Value, y, Rstd, GroupSize, eps);

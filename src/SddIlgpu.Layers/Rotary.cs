@@ -25,7 +25,7 @@ public sealed class Rotary
     /// <summary>(T, HS/2, 2): cos, sin.</summary>
     public Tensor Table { get; }
 
-    public static long ActivationLength(int seqLen, int headDim) => (long)seqLen * headDim;
+    public static long ActivationLength(int seqLen, int headDim) => checked((long)seqLen * headDim);
 
     /// <summary>y (B, T, H·HS) = rope(x); y may alias x.</summary>
     public void Forward(Tensor x, Tensor y) => ops.Rope.Forward(x, y, Table, HeadDim);

@@ -38,7 +38,7 @@ public sealed class SddLinear
     public Parameter Alpha => Norm.Gain!;
 
     /// <summary>Activation elements this layer takes from its arena: z, dZ and rstd.</summary>
-    public static long ActivationLength(int rows, int outFeatures) => 2L * rows * outFeatures + rows;
+    public static long ActivationLength(int rows, int outFeatures) => checked(2L * rows * outFeatures + rows);
 
     /// <summary>z = x·Vᵀ (saved), y = α ⊙ z·rstd.</summary>
     public void Forward(Tensor x, Tensor y)

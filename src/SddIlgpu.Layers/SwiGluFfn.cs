@@ -63,13 +63,17 @@ public sealed class SwiGluFfn
     public static long ActivationLength(ModelConfig c, int rows)
     {
         ArgumentNullException.ThrowIfNull(c);
-        long n = rows, f = c.FfnHidden;
         bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
-        var total = paper ? 2 * SddLinear.ActivationLength(rows, (int)f) + 4 * n * f : 0;
-        if (code)
-            total += n * 2 * f + RmsNorm.ActivationLength(rows, (int)(2 * f), (int)(2 * f));
-        total += Projection.ActivationLength(code || paper, rows, c.DModel);
-        return total + n * 2 * f + n * f + n * c.DModel + n * f + n * 2 * f;
+        checked
+        {
+            long n = rows, f = c.FfnHidden;
+            var f2 = 2 * c.FfnHidden;
+            var total = paper ? 2 * SddLinear.ActivationLength(rows, c.FfnHidden) + 4 * n * f : 0;
+            if (code)
+                total += n * f2 + RmsNorm.ActivationLength(rows, f2, f2);
+            total += Projection.ActivationLength(code || paper, rows, c.DModel);
+            return total + n * f2 + n * f + n * c.DModel + n * f + n * f2;
+        }
     }
 
     /// <summary>Output = ffn(h).</summary>

@@ -61,9 +61,12 @@ public sealed class TransformerBlock
     public static long ActivationLength(ModelConfig c, int batch)
     {
         ArgumentNullException.ThrowIfNull(c);
-        var n = batch * c.SeqLen;
-        return 2 * RmsNorm.ActivationLength(n, c.DModel, c.DModel) + 4L * n * c.DModel
-            + CausalSelfAttention.ActivationLength(c, batch) + SwiGluFfn.ActivationLength(c, n);
+        checked
+        {
+            var n = batch * c.SeqLen;
+            return 2 * RmsNorm.ActivationLength(n, c.DModel, c.DModel) + 4L * n * c.DModel
+                + CausalSelfAttention.ActivationLength(c, batch) + SwiGluFfn.ActivationLength(c, n);
+        }
     }
 
     public void Forward(Tensor x)

@@ -22,7 +22,7 @@ public sealed class Arena : IDisposable
         Name = name;
         Capacity = capacity;
         buffer = device.Accelerator.Allocate1D<float>(capacity);
-        device.Counters.CountAllocation();
+        device.Counters.CountAllocation(capacity * sizeof(float));
         buffer.View.MemSetToZero(device.Stream);
     }
 

@@ -78,6 +78,37 @@ public sealed class Device : IDisposable
     /// <summary>True when device memory is host memory (both CPU kinds).</summary>
     public bool IsHostMemory => Accelerator.AcceleratorType == AcceleratorType.CPU;
 
+    /// <summary>
+    /// Bytes this device can hold: the GPU's memory (ILGPU's MemorySize), or for the CPU kinds the host memory
+    /// available now (<see cref="AvailableHostMemoryBytes"/>).
+    /// </summary>
+    public long MemoryBytes => IsHostMemory ? AvailableHostMemoryBytes() : Accelerator.MemorySize;
+
+    /// <summary>
+    /// Host memory available to this process now, in bytes: Linux's MemAvailable (/proc/meminfo), capped by the
+    /// runtime's limit (container or GC heap hard limit, from GC.GetGCMemoryInfo).
+    /// </summary>
+    public static long AvailableHostMemoryBytes()
+    {
+        var limit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+            {
+                if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                    continue;
+                var kb = line["MemAvailable:".Length..].Trim().Split(' ')[0];
+                if (long.TryParse(kb, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var k))
+                    return Math.Min(limit, k * 1024);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not Linux: the runtime's figure is all there is.
+        }
+        return limit;
+    }
+
     /// <summary>The ops layers call. On <c>cpu</c> the managed implementations replace the kernels family by family.</summary>
     public OpSet Ops { get; }
 

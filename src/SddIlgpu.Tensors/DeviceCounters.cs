@@ -11,17 +11,24 @@ public readonly record struct CounterSnapshot(long Launches, long Allocations, l
 /// <summary>Counts kernel launches (or managed op calls), device allocations, host-device copies and synchronisations.</summary>
 public sealed class DeviceCounters
 {
-    long launches, allocations, copies, syncs;
+    long launches, allocations, copies, syncs, allocatedBytes;
 
     public long Launches => Interlocked.Read(ref launches);
     public long Allocations => Interlocked.Read(ref allocations);
     public long Copies => Interlocked.Read(ref copies);
     public long Synchronizations => Interlocked.Read(ref syncs);
 
+    /// <summary>Bytes of device memory allocated through arenas so far (never decreases).</summary>
+    public long AllocatedBytes => Interlocked.Read(ref allocatedBytes);
+
     public CounterSnapshot Snapshot() => new(Launches, Allocations, Copies, Synchronizations);
 
     internal void CountLaunch() => Interlocked.Increment(ref launches);
-    internal void CountAllocation() => Interlocked.Increment(ref allocations);
+    internal void CountAllocation(long bytes)
+    {
+        Interlocked.Increment(ref allocations);
+        Interlocked.Add(ref allocatedBytes, bytes);
+    }
     internal void CountCopy() => Interlocked.Increment(ref copies);
     internal void CountSync() => Interlocked.Increment(ref syncs);
 }

@@ -28,7 +28,7 @@ public sealed class AdamW : IDisposable
         ops = weights.Ops;
         Config = config;
         var count = weights.Count;
-        state = weights.Device.Allocate(3 * count + 1, "adamw");
+        state = weights.Device.Allocate(StateLength(count), "adamw");
         M = state.Take((int)count, "adamw.m");
         V = state.Take((int)count, "adamw.v");
         DecayMask = state.Take((int)count, "adamw.decay_mask");
@@ -40,6 +40,9 @@ public sealed class AdamW : IDisposable
     }
 
     public AdamWConfig Config { get; }
+
+    /// <summary>Elements of the state arena for <paramref name="parameters"/> parameters: m, v, the decay mask and ‖g‖².</summary>
+    public static long StateLength(long parameters) => checked(3 * parameters + 1);
 
     /// <summary>Steps taken so far (t of the bias corrections).</summary>
     public int StepCount { get; private set; }

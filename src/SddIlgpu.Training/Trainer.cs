@@ -39,10 +39,12 @@ public sealed class Trainer : IDisposable
     readonly float[]? hostGrads;
     readonly List<StepRecord> log = [];
     readonly string outDir;
+    readonly RunFolder? folder;
     TextSampler? sampler;
     int step;
+    int? checkpointStep;
 
-    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TrainingData data, string outDir, TrainerOptions? options)
+    Trainer(Device device, ModelConfig modelConfig, TrainConfig train, TrainingData data, string outDir, TrainerOptions? options, RunFolderMode mode)
     {
         modelConfig.Validate();
         train.Validate();
@@ -53,20 +55,29 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"--stop-at must be at least 1; got {options.StopAtStep}.");
         this.options = options ?? new TrainerOptions();
         world = this.options.Collective ?? SingleProcess.Instance;
+        MemoryEstimate.For(modelConfig, train).EnsureFits(device, train); // before any allocation or folder
         if (world.Rank == 0)
-            PrepareOutput(outDir);
+            folder = RunFolder.Open(outDir, mode); // only rank 0 writes
         this.device = device;
         this.train = train;
         this.data = data;
         this.outDir = outDir;
-        weights = new ModelWeights(device, modelConfig);
-        model = new Model(weights, train.Batch);
-        optimizer = new AdamW(weights, new AdamWConfig((float)train.Lr, (float)train.WeightDecay, (float)train.Beta1,
-            (float)train.Beta2, (float)train.AdamEps, (float)train.GradClip, train.DecayNormGains));
+        try
+        {
+            weights = new ModelWeights(device, modelConfig);
+            model = new Model(weights, train.Batch);
+            optimizer = new AdamW(weights, new AdamWConfig((float)train.Lr, (float)train.WeightDecay, (float)train.Beta1,
+                (float)train.Beta2, (float)train.AdamEps, (float)train.GradClip, train.DecayNormGains));
+            linears = [.. weights.Parameters.Where(p => p.IsLinearWeight)];
+            statsArena = device.Allocate(StatsLength(linears.Length), "trainer.stats");
+        }
+        catch
+        {
+            Dispose(); // what was allocated, and the folder's lock
+            throw;
+        }
         trainBatches = new BatchSampler(data.Train, train.Batch, modelConfig.SeqLen, train.Seed, "train", modelConfig.Vocab);
         valBatches = new BatchSampler(data.Validation, train.Batch, modelConfig.SeqLen, train.Seed, "validation", modelConfig.Vocab);
-        linears = [.. weights.Parameters.Where(p => p.IsLinearWeight)];
-        statsArena = device.Allocate(3 + linears.Length, "trainer.stats");
         stats = statsArena.Take(2 + linears.Length, "stats");
         stepLoss = stats.Slice(0, 1, "stats.loss");
         gradNorm = stats.Slice(1, 1, "stats.grad_norm_sq");
@@ -85,18 +96,23 @@ public sealed class Trainer : IDisposable
     public string CheckpointPath => Path.Combine(outDir, CheckpointFile);
     public string LogPath => Path.Combine(outDir, LogFile);
 
+    /// <summary>Stale temporaries of killed writes removed from the output folder at start.</summary>
+    public IReadOnlyList<string> RemovedTemporaries => folder?.RemovedTemporaries ?? [];
+
+    /// <summary>Elements of the trainer's stats arena: loss, ‖g‖², one norm per linear weight, the eval loss.</summary>
+    public static int StatsLength(int linearWeights) => checked(3 + linearWeights);
+
     /// <summary>Whether this process writes the outputs (rank 0, or the only process).</summary>
     bool Writes => world.Rank == 0;
 
     /// <summary>A new run from seeded initial weights.</summary>
     public static Trainer Create(Device device, ModelConfig model, TrainConfig train, TrainingData data, string outDir, TrainerOptions? options = null)
     {
-        var t = new Trainer(device, model, train, data, outDir, options);
+        var t = new Trainer(device, model, train, data, outDir, options,
+            options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New);
         try
         {
             t.weights.Initialize(train.Seed);
-            if (t.Writes)
-                File.Delete(t.LogPath);
             return t;
         }
         catch
@@ -125,11 +141,15 @@ public sealed class Trainer : IDisposable
         if (steps < state.Step)
             throw new ArgumentException($"--steps {steps} is below the checkpoint's step {state.Step}: a resumed run only continues. Give --steps above {state.Step}.");
         var train = state.Train with { Steps = steps ?? state.Train.Steps, EvalBatches = evalBatches ?? state.Train.EvalBatches };
-        var t = new Trainer(device, state.Model, train, data, outDir, options);
+        var sameFolder = Path.GetDirectoryName(Path.GetFullPath(checkpoint)) == Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
+        var mode = sameFolder ? RunFolderMode.Resume : options?.Overwrite == true ? RunFolderMode.Overwrite : RunFolderMode.New;
+        var t = new Trainer(device, state.Model, train, data, outDir, options, mode);
         try
         {
             Checkpoint.Load(checkpoint, t.weights, t.optimizer);
             t.step = state.Step;
+            if (Path.GetFullPath(checkpoint) == Path.GetFullPath(t.CheckpointPath))
+                t.checkpointStep = state.Step;
             t.trainBatches.Position = state.TrainPosition;
             t.RestoreLog(state.Step, t.Writes);
             return t;
@@ -150,6 +170,7 @@ public sealed class Trainer : IDisposable
         var wall = Stopwatch.StartNew();
         double? lastVal = null;
         var diverged = false;
+        var interrupted = false;
         using var logWriter = Writes ? new StreamWriter(LogPath, append: true) { AutoFlush = true } : null;
         while (step < stopAt)
         {
@@ -190,6 +211,11 @@ public sealed class Trainer : IDisposable
             }
             if (diverged && options.StopOnDivergence)
                 break;
+            if (step < stopAt && StopRequested())
+            {
+                interrupted = true;
+                break;
+            }
             if (train.CheckpointEvery > 0 && step % train.CheckpointEvery == 0 && step != stopAt)
             {
                 VerifyReplicasAgree();
@@ -208,7 +234,11 @@ public sealed class Trainer : IDisposable
         }
         var median = Median(stepSeconds);
         return new TrainResult(step, log.Count > 0 ? log[^1].Loss : double.NaN, lastVal, diverged,
-            median > 0 ? tokensPerStep / median : 0, median, CheckpointPath, LogPath, plot, log);
+            median > 0 ? tokensPerStep / median : 0, median, checkpointStep is null ? null : CheckpointPath, LogPath, plot, log)
+        {
+            Interrupted = interrupted,
+            CheckpointStep = checkpointStep,
+        };
     }
 
     /// <summary>
@@ -220,7 +250,7 @@ public sealed class Trainer : IDisposable
     {
         var ops = device.Ops;
         var microBatches = train.GradAccum * world.Size;
-        var scale = 1f / (train.Batch * ModelConfig.SeqLen * microBatches);
+        var scale = 1f / ((long)train.Batch * ModelConfig.SeqLen * microBatches); // B·T·k·N may pass int range
         var first = trainBatches.Position;
         weights.ZeroGrad();
         ops.Elementwise.Fill(stepLoss, 0f);
@@ -328,6 +358,7 @@ public sealed class Trainer : IDisposable
         var state = new CheckpointState(ModelConfig, train, step, trainBatches.Position, optimizer.StepCount,
             TokenizerJson.Write(data.Tokenizer, data.StartToken), data.Source, world.Size);
         Checkpoint.Save(CheckpointPath, weights, optimizer, state);
+        checkpointStep = step;
         return CheckpointPath;
     }
 
@@ -349,19 +380,15 @@ public sealed class Trainer : IDisposable
             AtomicFile.WriteAllText(LogPath, string.Concat(kept.Select(r => r.ToJson() + "\n")));
     }
 
-    static void PrepareOutput(string outDir)
+    /// <summary>Whether the run should stop (the token was cancelled); every rank agrees, so no collective is left waiting.</summary>
+    bool StopRequested()
     {
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = Path.Combine(outDir, $".write-test-{Environment.ProcessId}");
-            File.WriteAllBytes(probe, [1]);
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"Output folder '{outDir}' is not writable ({e.Message}). Choose another --out or fix its permissions or free space.", e);
-        }
+        var stop = options.Cancellation.IsCancellationRequested;
+        if (world.Size == 1)
+            return stop;
+        Span<double> flag = [stop ? 1 : 0];
+        world.AllReduceSum(flag);
+        return flag[0] > 0;
     }
 
     static string Processes(int n) => n == 1 ? "one process" : $"{n} processes";
@@ -376,10 +403,12 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        // Null-tolerant: the constructor calls this when an allocation fails part-way.
         sampler?.Dispose();
-        statsArena.Dispose();
-        optimizer.Dispose();
-        model.Dispose();
-        weights.Dispose();
+        statsArena?.Dispose();
+        optimizer?.Dispose();
+        model?.Dispose();
+        weights?.Dispose();
+        folder?.Dispose();
     }
 }

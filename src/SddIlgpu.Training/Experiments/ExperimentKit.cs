@@ -96,9 +96,10 @@ public static class ExperimentKit
         var corpus = ctx.RequireCorpus(runName);
         var dir = Path.Combine(ctx.OutDir, "runs", runName);
         TrainResult r;
-        using (var t = Trainer.Create(ctx.Device, model, train, corpus, dir, new TrainerOptions { WritePlot = false }))
+        using (var t = Trainer.Create(ctx.Device, model, train, corpus, dir, new TrainerOptions { WritePlot = false, Overwrite = true }))
             r = t.Run();
-        File.Delete(r.CheckpointPath);
+        if (r.CheckpointPath is { } checkpoint)
+            File.Delete(checkpoint);
         var losses = r.Log.Select(s => s.Loss).ToList();
         var first = losses.Count > 0 ? losses[0] : double.NaN;
         var tail = losses.Skip(Math.Max(0, losses.Count - 10)).ToList();

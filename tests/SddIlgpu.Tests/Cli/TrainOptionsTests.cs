@@ -97,7 +97,8 @@ public sealed class TrainOptionsTests
     ];
 
     /// <summary>Options observed otherwise (each has its own test below).</summary>
-    static readonly string[] ObservedOtherwise = ["--out", "--resume", "--device", "--cache-dir", "--quiet", "--checkpoint-every"];
+    static readonly string[] ObservedOtherwise = ["--out", "--resume", "--device", "--cache-dir", "--quiet", "--checkpoint-every",
+        "--dry-run", "--overwrite"]; // these two: RunSafetyCliTests
 
     [TestCaseSource(nameof(ChangesTheLog))]
     public void TheOptionChangesTheRun(string option, string value)
