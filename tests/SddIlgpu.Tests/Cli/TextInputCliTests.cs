@@ -92,13 +92,15 @@ public sealed class TextInputCliTests
     {
         var data = Write("fables.txt", Encoding.UTF8.GetBytes(GeneratedCorpus.Generate(20_000)));
         Assert.That(Train(data, "--steps", "1").Code, Is.Zero);
-        var cache = Directory.GetFiles(Path.Combine(dir, "cache")).Single();
+        // The CLI keeps a text file prepared as token shards (the `sdd prepare` pipeline); cut its training shard.
+        var prepared = Directory.GetDirectories(Path.Combine(dir, "cache")).Single();
+        var shard = Directory.GetFiles(prepared, "*_train_*.bin").Single();
         var expected = TextCorpus.Load(data, "char").Tokens.Length;
-        File.WriteAllBytes(cache, File.ReadAllBytes(cache)[..400]);
+        File.WriteAllBytes(shard, File.ReadAllBytes(shard)[..400]);
 
         var r = CliRunner.Run(["train", .. Small, "--data", data, "--out", Path.Combine(dir, "again"), "--cache-dir", Path.Combine(dir, "cache"), "--steps", "1"]);
         Assert.That(r.Code, Is.Zero, r.Err);
-        Assert.That(r.Err, Does.Contain($"sdd: warning: token cache '{cache}' is truncated").And.Contain("re-encoded"));
+        Assert.That(r.Err, Does.Contain($"sdd: warning: the cached tokens of '{data}' in '{prepared}' are unusable").And.Contain("encoding the file again"));
         Assert.That(r.Out, Does.Contain($"{expected:N0} char tokens"), "the whole corpus, not the 100 tokens a cut cache held");
     }
 }

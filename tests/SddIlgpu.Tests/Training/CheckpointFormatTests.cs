@@ -30,9 +30,9 @@ public sealed class CheckpointFormatTests
         Assert.That(state.Step, Is.EqualTo(2));
         Assert.That(state.AdamStep, Is.EqualTo(2));
         Assert.That(state.Train, Is.EqualTo(SmallCheckpoint.Train));
-        var tokenizer = Tokenizers.FromJson(state.TokenizerJson);
+        var (tokenizer, start) = TokenizerJson.Read(state.TokenizerJson);
         Assert.That(state.Model, Is.EqualTo(SmallCheckpoint.Model with { Vocab = tokenizer.VocabSize }));
-        Assert.That(tokenizer.ToJson(), Is.EqualTo(state.TokenizerJson));
+        Assert.That(TokenizerJson.Write(tokenizer, start), Is.EqualTo(state.TokenizerJson));
         var meta = Safetensors.Read(path).Metadata;
         Assert.That(meta["format_version"], Is.EqualTo("2"));
         Assert.That(meta["train_config"], Does.Contain("\"grad_accum\":1").And.Contain("\"lr\":0.003"), "snake_case keys");
@@ -100,9 +100,9 @@ public sealed class CheckpointFormatTests
     public void AForgedTokenizerIsNamed()
     {
         var json = SmallCheckpoint.Metadata["tokenizer"];
-        Assert.That(Refused(Edit(m => m["tokenizer"] = json[..(json.Length / 2)], resign: true)), Does.Contain("'tokenizer' is invalid: Tokenizer JSON is invalid"));
+        Assert.That(Refused(Edit(m => m["tokenizer"] = json[..(json.Length / 2)], resign: true)), Does.Contain("'tokenizer' is invalid: The tokenizer JSON is malformed"));
         Assert.That(Refused(Edit(m => m["tokenizer"] = """{"kind":"byte"}""", resign: true)), Does.Contain("'tokenizer' has 256 tokens but model_config says vocab"));
-        Assert.That(Refused(Edit(m => m["tokenizer"] = """{"kind":"char"}""", resign: true)), Does.Contain("lacks its vocabulary 'chars'"));
+        Assert.That(Refused(Edit(m => m["tokenizer"] = """{"kind":"char"}""", resign: true)), Does.Contain("lacks its vocabulary ('code_points')"));
         Assert.That(Refused(Edit(m => m["tokenizer"] = """{"kind":5}""", resign: true)), Does.Contain("'tokenizer' is invalid"));
         Assert.That(Refused(Edit(m => m.Remove("tokenizer"), resign: true)), Does.Contain("lacks 'tokenizer' in its metadata"));
     }
