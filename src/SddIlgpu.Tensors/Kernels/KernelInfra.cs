@@ -54,6 +54,60 @@ internal static class KernelInfra
         return new KernelConfig(groups, group);
     }
 
+    /// <summary>
+    /// The largest group of the cooperative kernels (group trees, row teams): their shared-memory arrays are sized
+    /// for it (1 KB of floats each), and every GPU and OpenCL device runs groups of this size.
+    /// </summary>
+    public const int MaxCooperativeThreads = 256;
+
+    /// <summary>
+    /// Threads per group of the cooperative kernels on this device: 256 on GPUs and OpenCL; the warp (16) on the CPU
+    /// accelerator, where every thread is an OS thread and every barrier an OS barrier (tests raise it to 256).
+    /// </summary>
+    public static int CooperativeThreads(this Device device) => device.Kernels.CooperativeThreads;
+
+    /// <summary>
+    /// Groups for a launch whose groups loop over <paramref name="items"/> work items (rows, partials): one per item
+    /// on GPUs up to 32 per multiprocessor, one per multiprocessor on the CPU accelerator. Results never depend on it.
+    /// </summary>
+    public static int CooperativeGroups(this Device device, long items)
+    {
+        var cap = device.IsHostMemory ? device.Accelerator.NumMultiprocessors : device.Accelerator.NumMultiprocessors * 32;
+        return (int)Math.Clamp(items, 1, Math.Max(1, cap));
+    }
+
+    /// <summary>
+    /// Lanes per row for the row kernels: a power of two, at most the group, about 8 elements per lane, so that a
+    /// group of 256 threads holds 256 / width rows at once and a warp reads consecutive addresses.
+    /// </summary>
+    public static int TeamWidth(int rowLength, int groupThreads)
+    {
+        var width = 1;
+        while (width < groupThreads && width * 8 < rowLength)
+            width *= 2;
+        return width;
+    }
+
+    /// <summary>
+    /// Inside a kernel: the sum of the <paramref name="width"/> lanes' values of one team (lanes of a row), as a
+    /// shared-memory tree in a fixed order, returned to every lane. Every thread of the group must call it (it
+    /// holds barriers). <paramref name="shared"/> has a slot per thread; the team uses [teamBase, teamBase + width).
+    /// </summary>
+    public static float TeamSum(ArrayView<float> shared, int teamBase, int lane, int width, float value)
+    {
+        shared[teamBase + lane] = value;
+        Group.Barrier();
+        for (var half = width / 2; half > 0; half /= 2)
+        {
+            if (lane < half)
+                shared[teamBase + lane] += shared[teamBase + lane + half];
+            Group.Barrier();
+        }
+        var total = shared[teamBase];
+        Group.Barrier(); // every lane has read the total before the slots are reused
+        return total;
+    }
+
     /// <summary>Counts and returns the device's stream (every launch goes through here).</summary>
     public static AcceleratorStream Launching(this Device device)
     {

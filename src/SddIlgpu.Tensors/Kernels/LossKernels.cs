@@ -12,14 +12,12 @@ internal sealed class LossKernels : ILossOps
     readonly Device device;
     readonly ReductionKernels reduction;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> crossEntropy;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, float> divideFirst;
 
     public LossKernels(Device device, ReductionKernels reduction)
     {
         this.device = device;
         this.reduction = reduction;
         crossEntropy = device.Load(nameof(CrossEntropyKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(CrossEntropyKernel));
-        divideFirst = device.Load(nameof(DivideFirstKernel), a => a.LoadKernel<ArrayView<float>, float>(DivideFirstKernel));
     }
 
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor loss, Tensor dLogits, float gradScale)
@@ -35,8 +33,7 @@ internal sealed class LossKernels : ILossOps
             throw new ArgumentException($"{op}: loss {loss.Name} must hold one value.");
         crossEntropy(device.Launching(), device.GridStride(rows), logits.View, targets.View, losses.View, dLogits.View,
             rows, vocab, gradScale);
-        reduction.Sum(losses, loss, 0);
-        divideFirst(device.Launching(), new KernelConfig(1, device.GroupSize()), loss.View, rows);
+        reduction.SumDivided(losses, loss, 0, rows);
     }
 
     /// <summary>One thread per row: max, Σ exp(l − max), loss, then the gradient (logit i read before dLogits i is written).</summary>
@@ -62,12 +59,5 @@ internal sealed class LossKernels : ILossOps
                 dLogits[start + i] = (i == target ? p - 1f : p) * gradScale;
             }
         }
-    }
-
-    [Kernel]
-    internal static void DivideFirstKernel(ArrayView<float> y, float divisor)
-    {
-        if (Grid.GlobalIndex.X == 0)
-            y[0] /= divisor;
     }
 }
