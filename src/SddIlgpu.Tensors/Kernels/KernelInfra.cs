@@ -89,6 +89,18 @@ internal static class KernelInfra
     }
 
     /// <summary>
+    /// The launch of a row kernel over <paramref name="rows"/> rows of <paramref name="rowLength"/>: cooperative
+    /// groups holding 256 / Width rows each (a team of Width lanes per row), looping when rows outnumber them.
+    /// </summary>
+    public static (KernelConfig Config, int Width) RowLaunch(this Device device, long rows, int rowLength)
+    {
+        var threads = device.CooperativeThreads();
+        var width = TeamWidth(rowLength, threads);
+        var teams = threads / width;
+        return (new KernelConfig(device.CooperativeGroups((rows + teams - 1) / teams), threads), width);
+    }
+
+    /// <summary>
     /// Inside a kernel: the sum of the <paramref name="width"/> lanes' values of one team (lanes of a row), as a
     /// shared-memory tree in a fixed order, returned to every lane. Every thread of the group must call it (it
     /// holds barriers). <paramref name="shared"/> has a slot per thread; the team uses [teamBase, teamBase + width).
@@ -105,6 +117,31 @@ internal static class KernelInfra
         }
         var total = shared[teamBase];
         Group.Barrier(); // every lane has read the total before the slots are reused
+        return total;
+    }
+
+    /// <summary>
+    /// Inside a kernel: the team-wide (max, Σ exp(v − max)) of the lanes' running pairs, merged by the same fixed
+    /// tree as <see cref="TeamSum"/>, returned to every lane. Every thread of the group must call it.
+    /// </summary>
+    public static MaxSum TeamMaxSum(ArrayView<float> sharedMax, ArrayView<float> sharedSum, int teamBase, int lane, int width, MaxSum value)
+    {
+        sharedMax[teamBase + lane] = value.Max;
+        sharedSum[teamBase + lane] = value.Sum;
+        Group.Barrier();
+        for (var half = width / 2; half > 0; half /= 2)
+        {
+            if (lane < half)
+            {
+                var i = teamBase + lane;
+                var merged = MaxSum.Merge(new MaxSum(sharedMax[i], sharedSum[i]), new MaxSum(sharedMax[i + half], sharedSum[i + half]));
+                sharedMax[i] = merged.Max;
+                sharedSum[i] = merged.Sum;
+            }
+            Group.Barrier();
+        }
+        var total = new MaxSum(sharedMax[teamBase], sharedSum[teamBase]);
+        Group.Barrier();
         return total;
     }
 
@@ -130,4 +167,26 @@ internal static class KernelInfra
     public static int IntLength(Tensor t, string op) =>
         t.Length <= int.MaxValue ? (int)t.Length
         : throw new ArgumentException($"{op}: {t.Name} has {t.Length} elements; kernels index with 32-bit integers (at most {int.MaxValue}).");
+}
+
+/// <summary>
+/// A running softmax denominator in one pass (online softmax, Milakov and Gimelshein 2018): Max of the values
+/// seen and Sum = Σ exp(v − Max). The empty state is (−∞, 0).
+/// </summary>
+internal readonly struct MaxSum(float max, float sum)
+{
+    public readonly float Max = max;
+    public readonly float Sum = sum;
+
+    public static MaxSum Empty => new(float.NegativeInfinity, 0f);
+
+    /// <summary>Adds value v (finite): a new maximum rescales the sum, otherwise exp(v − Max) is added.</summary>
+    public MaxSum Add(float v) =>
+        v > Max ? new MaxSum(v, Sum * MathF.Exp(Max - v) + 1f) : new MaxSum(Max, Sum + MathF.Exp(v - Max));
+
+    /// <summary>The pair of the union of two value sets; an empty b leaves a unchanged (no ∞ − ∞).</summary>
+    public static MaxSum Merge(MaxSum a, MaxSum b) =>
+        b.Max > a.Max ? new MaxSum(b.Max, a.Sum * MathF.Exp(a.Max - b.Max) + b.Sum)
+        : b.Sum == 0f ? a
+        : new MaxSum(a.Max, a.Sum + b.Sum * MathF.Exp(b.Max - a.Max));
 }

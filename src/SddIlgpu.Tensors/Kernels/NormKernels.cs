@@ -1,6 +1,8 @@
 // RMS norm over groups of the last axis (spec §3): y = g ⊙ x·rstd, rstd = 1/sqrt(mean(x²) + eps), with
 // one gain of groupSize shared by every group (or none). Backward: dX = rstd·(g ⊙ dY − x·rstd²·Σ(g·dY·x)/n),
 // dGain += Σ over groups of dY ⊙ x·rstd, one thread per gain element looping groups in order (no atomics).
+// Forward and dX give each norm group a team of lanes (llm.c's warp per row, as a shared-memory tree so that
+// OpenCL needs no shuffles): lanes read consecutive elements, and the team's tree sums in a fixed order.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -8,13 +10,18 @@ using SddIlgpu.Tensors.Ops;
 namespace SddIlgpu.Tensors.Kernels;
 
 /// <summary>Sizes of one norm launch: Groups groups of GroupSize contiguous values.</summary>
-internal readonly struct NormShape(int groups, int groupSize, int hasGain)
+internal readonly struct NormShape(int groups, int groupSize, int hasGain, int teamWidth = 1)
 {
     public readonly int Groups = groups;
     public readonly int GroupSize = groupSize;
 
     /// <summary>1 when a gain is given, 0 for the gainless norm (the gain view is then a placeholder).</summary>
     public readonly int HasGain = hasGain;
+
+    /// <summary>Lanes per norm group in the cooperative kernels (a power of two dividing the group size of the launch).</summary>
+    public readonly int TeamWidth = teamWidth;
+
+    public NormShape WithTeamWidth(int width) => new(Groups, GroupSize, HasGain, width);
 }
 
 internal sealed class NormKernels : INormOps
@@ -36,7 +43,8 @@ internal sealed class NormKernels : INormOps
     {
         var shape = Validate("RmsNorm.Forward", x, gain, rstd, groupSize);
         KernelInfra.SameLength(x, y, "RmsNorm.Forward");
-        forward(device.Launching(), device.GridStride(shape.Groups), shape,
+        var (config, width) = device.RowLaunch(shape.Groups, groupSize);
+        forward(device.Launching(), config, shape.WithTeamWidth(width),
             x.View, (gain ?? x).View, y.View, rstd.View, eps);
     }
 
@@ -53,7 +61,8 @@ internal sealed class NormKernels : INormOps
             KernelInfra.SameLength(gain, dGain, "RmsNorm.Backward");
             backwardGain(device.Launching(), device.GridStride(groupSize), shape, dY.View, x.View, rstd.View, dGain.View);
         }
-        backwardInput(device.Launching(), device.GridStride(shape.Groups), shape,
+        var (config, width) = device.RowLaunch(shape.Groups, groupSize);
+        backwardInput(device.Launching(), config, shape.WithTeamWidth(width),
             dY.View, x.View, (gain ?? x).View, rstd.View, dX.View);
     }
 
@@ -70,50 +79,82 @@ internal sealed class NormKernels : INormOps
         return new NormShape(groups, groupSize, gain is null ? 0 : 1);
     }
 
-    /// <summary>One thread per group: sum of squares in index order, then y = g·x·rstd.</summary>
+    /// <summary>A team per norm group: Σx² over strided lanes and the team's tree, then y = g·x·rstd (y may alias x).</summary>
     [Kernel]
     internal static void RmsNormForwardKernel(NormShape s, ArrayView<float> x, ArrayView<float> gain, ArrayView<float> y,
         ArrayView<float> rstd, float eps)
     {
-        for (var grp = KernelInfra.GlobalStart; grp < s.Groups; grp += KernelInfra.GlobalStride)
+        var shared = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var width = s.TeamWidth;
+        var teams = Group.DimX / width;
+        var lane = Group.IdxX % width;
+        var teamBase = Group.IdxX - lane;
+        for (var first = Grid.IdxX * teams; first < s.Groups; first += Grid.DimX * teams)
         {
-            var start = grp * s.GroupSize;
+            var grp = first + Group.IdxX / width;
+            var active = grp < s.Groups;
+            var start = active ? grp * s.GroupSize : 0;
             var sumSquares = 0f;
-            for (var i = 0; i < s.GroupSize; i++)
+            if (active)
             {
-                var v = x[start + i];
-                sumSquares += v * v;
+                for (var i = lane; i < s.GroupSize; i += width)
+                {
+                    var v = x[start + i];
+                    sumSquares += v * v;
+                }
             }
-            var r = 1f / MathF.Sqrt(sumSquares / s.GroupSize + eps);
-            rstd[grp] = r;
-            for (var i = 0; i < s.GroupSize; i++)
+            var total = KernelInfra.TeamSum(shared, teamBase, lane, width, sumSquares);
+            if (active)
             {
-                var g = s.HasGain != 0 ? gain[i] : 1f;
-                y[start + i] = g * (x[start + i] * r);
+                var r = 1f / MathF.Sqrt(total / s.GroupSize + eps);
+                if (lane == 0)
+                    rstd[grp] = r;
+                for (var i = lane; i < s.GroupSize; i += width)
+                {
+                    var g = s.HasGain != 0 ? gain[i] : 1f;
+                    y[start + i] = g * (x[start + i] * r);
+                }
             }
         }
     }
 
-    /// <summary>One thread per group: dX = rstd·(g·dY − x·rstd²·Σ(g·dY·x)/n). Reads dY[i] before writing dX[i].</summary>
+    /// <summary>
+    /// A team per norm group: Σ g·dY·x by the team's tree, then dX = rstd·(g·dY − x·rstd²·Σ/n); each lane reads
+    /// dY[i] before it writes dX[i] (dX may alias dY).
+    /// </summary>
     [Kernel]
     internal static void RmsNormBackwardInputKernel(NormShape s, ArrayView<float> dY, ArrayView<float> x, ArrayView<float> gain,
         ArrayView<float> rstd, ArrayView<float> dX)
     {
-        for (var grp = KernelInfra.GlobalStart; grp < s.Groups; grp += KernelInfra.GlobalStride)
+        var shared = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var width = s.TeamWidth;
+        var teams = Group.DimX / width;
+        var lane = Group.IdxX % width;
+        var teamBase = Group.IdxX - lane;
+        for (var first = Grid.IdxX * teams; first < s.Groups; first += Grid.DimX * teams)
         {
-            var start = grp * s.GroupSize;
+            var grp = first + Group.IdxX / width;
+            var active = grp < s.Groups;
+            var start = active ? grp * s.GroupSize : 0;
             var dot = 0f;
-            for (var i = 0; i < s.GroupSize; i++)
+            if (active)
             {
-                var g = s.HasGain != 0 ? gain[i] : 1f;
-                dot += g * dY[start + i] * x[start + i];
+                for (var i = lane; i < s.GroupSize; i += width)
+                {
+                    var g = s.HasGain != 0 ? gain[i] : 1f;
+                    dot += g * dY[start + i] * x[start + i];
+                }
             }
-            var r = rstd[grp];
-            var c = dot * r * r / s.GroupSize;
-            for (var i = 0; i < s.GroupSize; i++)
+            dot = KernelInfra.TeamSum(shared, teamBase, lane, width, dot);
+            if (active)
             {
-                var g = s.HasGain != 0 ? gain[i] : 1f;
-                dX[start + i] = r * (g * dY[start + i] - x[start + i] * c);
+                var r = rstd[grp];
+                var c = dot * r * r / s.GroupSize;
+                for (var i = lane; i < s.GroupSize; i += width)
+                {
+                    var g = s.HasGain != 0 ? gain[i] : 1f;
+                    dX[start + i] = r * (g * dY[start + i] - x[start + i] * c);
+                }
             }
         }
     }

@@ -47,6 +47,22 @@ public sealed class AttentionTests(string deviceName)
         Check.Close(run.DV.ToArray(), dv, 1e-6, 1e-5, "dV");
     }
 
+    /// <summary>The causal softmaxes at the GPU group (256 threads) and at 2 threads, on every kernel device.</summary>
+    [TestCase(256)]
+    [TestCase(2)]
+    public void CooperativeGroupSizesMatchFloat64(int threads)
+    {
+        if (device.Kind == BackendKind.Cpu)
+            Assert.Ignore("The managed cpu path has its own softmax (ManagedAttentionTests).");
+        using (CooperativeLaunch.Threads(device, threads))
+        {
+            ForwardMatchesFloat64AndRepeatsBitForBit(2, 5, 4, 2, 4);
+            ForwardMatchesFloat64AndRepeatsBitForBit(1, 40, 2, 1, 3);
+            BackwardMatchesTheFloat64Backward(1, 7, 3, 3, 5);
+            BackwardMatchesTheFloat64Backward(1, 40, 2, 1, 3);
+        }
+    }
+
     /// <summary>The CPU accelerator's GEMM default is the simple kernel; run attention once through the tiled one.</summary>
     [Test]
     public void ForwardAndBackwardThroughTheTiledGemmMatchFloat64()
