@@ -82,6 +82,7 @@ public sealed class NormTests(string deviceName)
     [TestCase(3, 65, 65, false)]
     [TestCase(7, 39, 13, true)]
     [TestCase(33, 10, 5, true)]
+    [TestCase(300, 8, 4, true)]
     public void BackwardMatchesFloat64AndAccumulatesGain(int rows, int width, int groupSize, bool withGain)
     {
         var x = GradCheck.RandomExact(rows * width, 3, 2f);
