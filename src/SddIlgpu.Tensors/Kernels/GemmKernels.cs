@@ -1,6 +1,8 @@
-// Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Two kernels: the tiled one
-// (GemmTiled.cs: shared-memory K-slices, 4×4 register blocks) that ops use, and a simple grid-stride one
-// (one output per iteration) kept as the reference for tests and benchmarks. Both sum each dot product in k order.
+// Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Three kernels: the register-blocked
+// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products of at least
+// 128×128, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
+// (T, HS) heads, and a simple grid-stride one (one output per iteration) that the CPU accelerator runs and tests
+// use as the reference. All sum each dot product in k order.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -15,6 +17,7 @@ internal sealed class GemmKernels : IGemmOps
     readonly Device device;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> simple;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> tiled;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> blocked;
 
     public GemmKernels(Device device)
     {
@@ -23,6 +26,8 @@ internal sealed class GemmKernels : IGemmOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(SimpleKernel));
         tiled = device.Load(nameof(GemmTiled.TiledKernel),
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
+        blocked = device.Load(nameof(GemmBlocked.BlockedKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmBlocked.BlockedKernel));
         UseSimple = device.IsHostMemory;
     }
 
@@ -37,6 +42,8 @@ internal sealed class GemmKernels : IGemmOps
     {
         if (UseSimple)
             GemmSimple(spec, a, la, b, lb, c, lc);
+        else if (spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile)
+            GemmBlockedOp(spec, a, la, b, lb, c, lc);
         else
             GemmTiledOp(spec, a, la, b, lb, c, lc);
     }
@@ -50,6 +57,16 @@ internal sealed class GemmKernels : IGemmOps
         var gridY = Math.Min(spec.BatchCount, MaxGridY);
         var config = new KernelConfig(new Index2D(gridX, gridY), new Index2D(GemmTiled.Threads, 1));
         tiled(device.Launching(), config, a.View, b.View, c.View, args);
+    }
+
+    /// <summary>The register-blocked kernel: a 128×128 tile of C per 256-thread group, batch on the grid's Y.</summary>
+    internal void GemmBlockedOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    {
+        var args = Validate(spec, a, la, b, lb, c, lc);
+        var tiles = (long)GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N);
+        var config = new KernelConfig(new Index2D((int)Math.Min(tiles, int.MaxValue), Math.Min(spec.BatchCount, MaxGridY)),
+            new Index2D(GemmBlocked.Threads, 1));
+        blocked(device.Launching(), config, a.View, b.View, c.View, args);
     }
 
     /// <summary>The simple reference kernel: one output element per grid-stride iteration.</summary>
