@@ -1,7 +1,8 @@
 // Causal grouped-query attention as batched GEMMs over in-place (B, T, H·HS) layouts plus a row softmax:
 // S = q·kᵀ, P = softmax(S/√HS + mask), ctx = P·v; backward dP = dCtx·vᵀ, dV = Σ_r Pᵀ·dCtx, dS = P⊙(dP − Σ dP⊙P)/√HS,
 // dQ = dS·k, dK = Σ_r dSᵀ·q (spec/model.md, attention). Query head h reads kv head h / (NH / KVH).
-// The softmaxes give each row a team of lanes: forward is one online (max, Σ exp) pass and one write pass,
+// The products skip what causality makes zero or masked (tiles above the diagonal of the scores, the zero half of
+// k in P·v, dS·k, Pᵀ·dCtx, dSᵀ·q). The softmaxes give each row a team of lanes: forward is one online (max, Σ exp) pass and one write pass,
 // backward one dot-product pass and one write pass, each reduced by the team's fixed-order tree.
 using ILGPU;
 using ILGPU.Runtime;
@@ -31,9 +32,10 @@ internal sealed class AttentionKernels : IAttentionOps
         CheckShapes(s, "Attention.Forward", (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH), (ctx, "ctx", s.NH));
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Forward probs (B, NH, T, T)");
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
-        gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s));
+        gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s), GemmArgs.CausalSkipUpper);
         SoftmaxForward(probs, s.T, s.Scale);
-        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s));
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s),
+            GemmArgs.CausalLowerA);
     }
 
     public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
@@ -44,10 +46,11 @@ internal sealed class AttentionKernels : IAttentionOps
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward probs (B, NH, T, T)");
         dProbs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward dProbs (B, NH, T, T)");
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
-        gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s));
+        gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s), GemmArgs.CausalSkipUpper);
         SumOverSharingHeads(s, probs, dCtx, dV);
         SoftmaxBackward(probs, dProbs, s.T, s.Scale);
-        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s));
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s),
+            GemmArgs.CausalLowerA);
         SumOverSharingHeads(s, dProbs, q, dK);
     }
 
@@ -64,7 +67,7 @@ internal sealed class AttentionKernels : IAttentionOps
             var lw = new MatrixLayout(s.T, OuterStride: s.NH * tt, InnerStride: s.Rep * tt, Offset: r * tt);
             var lx = new MatrixLayout(s.NH * s.HS, OuterStride: (long)s.T * s.NH * s.HS, InnerStride: s.Rep * s.HS, Offset: r * s.HS);
             var ldx = new MatrixLayout(s.KVH * s.HS, OuterStride: (long)s.T * s.KVH * s.HS, InnerStride: s.HS);
-            gemm.Gemm(spec, weights, lw, x, lx, dX, ldx);
+            gemm.Gemm(spec, weights, lw, x, lx, dX, ldx, GemmArgs.CausalUpperA);
         }
     }
 

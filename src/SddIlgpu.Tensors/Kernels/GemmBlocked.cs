@@ -1,7 +1,8 @@
 // The register-blocked GEMM kernel for GPUs: each 256-thread group computes a 128×128 tile of C, each thread an 8×8
 // block of it in 64 scalar accumulators. K advances in 8-wide slices staged in double-buffered shared memory (16 KB):
 // the next slice's global loads are issued into registers before the current slice's products and stored into the
-// other buffer after them, so one barrier per slice suffices. Shared reads are 16-byte Float4Block loads, and the
+// other buffer after them, so one barrier per slice suffices. Causal attention products skip what is zero or masked
+// (GemmArgs.Causal). Shared reads are 16-byte Float4Block loads, and the
 // k loop of a slice is written out two steps at a time (ILGPU 1.5.3 does not unroll; ILGPU emits a block's
 // shared loads first, so a fully unrolled slice held 32 float4 loads live: 232 registers, 12.5 % occupancy).
 // Each output adds its products in k order.
@@ -56,6 +57,10 @@ internal static class GemmBlocked
             {
                 var m0 = tile / tilesN * Tile;
                 var n0 = tile % tilesN * Tile;
+                if (g.Causal == GemmArgs.CausalSkipUpper && n0 > m0 + Tile - 1)
+                    continue; // every entry lies above the diagonal: the causal softmax writes it
+                var kBegin = g.KBegin(m0);
+                var kEnd = g.KEnd(m0, Tile);
                 float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
                 float c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
                 float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
@@ -64,17 +69,17 @@ internal static class GemmBlocked
                 float c50 = 0, c51 = 0, c52 = 0, c53 = 0, c54 = 0, c55 = 0, c56 = 0, c57 = 0;
                 float c60 = 0, c61 = 0, c62 = 0, c63 = 0, c64 = 0, c65 = 0, c66 = 0, c67 = 0;
                 float c70 = 0, c71 = 0, c72 = 0, c73 = 0, c74 = 0, c75 = 0, c76 = 0, c77 = 0;
-                float a0 = LoadA(a, g, baseA, m0, 0, tid), a1 = LoadA(a, g, baseA, m0, 0, tid + 256);
-                float a2 = LoadA(a, g, baseA, m0, 0, tid + 512), a3 = LoadA(a, g, baseA, m0, 0, tid + 768);
-                float b0 = LoadB(b, g, baseB, n0, 0, tid), b1 = LoadB(b, g, baseB, n0, 0, tid + 256);
-                float b2 = LoadB(b, g, baseB, n0, 0, tid + 512), b3 = LoadB(b, g, baseB, n0, 0, tid + 768);
+                float a0 = LoadA(a, g, baseA, m0, kBegin, tid), a1 = LoadA(a, g, baseA, m0, kBegin, tid + 256);
+                float a2 = LoadA(a, g, baseA, m0, kBegin, tid + 512), a3 = LoadA(a, g, baseA, m0, kBegin, tid + 768);
+                float b0 = LoadB(b, g, baseB, n0, kBegin, tid), b1 = LoadB(b, g, baseB, n0, kBegin, tid + 256);
+                float b2 = LoadB(b, g, baseB, n0, kBegin, tid + 512), b3 = LoadB(b, g, baseB, n0, kBegin, tid + 768);
                 StoreA(sAf, g, 0, tid, a0, a1, a2, a3);
                 StoreB(sBf, g, 0, tid, b0, b1, b2, b3);
                 Group.Barrier();
                 var buffer = 0;
-                for (var k0 = 0; k0 < g.K; k0 += KSlice)
+                for (var k0 = kBegin; k0 < kEnd; k0 += KSlice)
                 {
-                    var next = k0 + KSlice < g.K;
+                    var next = k0 + KSlice < kEnd;
                     if (next)
                     {
                         a0 = LoadA(a, g, baseA, m0, k0 + KSlice, tid);

@@ -63,11 +63,17 @@ public sealed class AttentionTests(string deviceName)
         }
     }
 
-    /// <summary>The CPU accelerator's GEMM default is the simple kernel; run attention once through the tiled one.</summary>
-    [Test]
-    public void ForwardAndBackwardThroughTheTiledGemmMatchFloat64()
+    /// <summary>
+    /// The CPU accelerator's GEMM default is the simple kernel; run attention through the tiled kernels, whose causal
+    /// products skip score tiles above the diagonal and the zero part of k: T = 70 crosses one 64-tile boundary
+    /// (64×64 tiles), T = 130 sends the score products through the 128×128 register-blocked kernel.
+    /// </summary>
+    [TestCase(0)]
+    [TestCase(70)]
+    [TestCase(130)]
+    public void ForwardAndBackwardThroughTheTiledGemmMatchFloat64(int t)
     {
-        var s = Tiny;
+        var s = t == 0 ? Tiny : new AttentionShape(1, t, 2, 1, 3);
         var gemm = device.Kernels.Gemm;
         var keep = gemm.UseSimple;
         using var run = new Run(device, s);
