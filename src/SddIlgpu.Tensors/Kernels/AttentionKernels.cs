@@ -1,6 +1,9 @@
 // Causal grouped-query attention as batched GEMMs over in-place (B, T, H·HS) layouts plus a row softmax:
 // S = q·kᵀ, P = softmax(S/√HS + mask), ctx = P·v; backward dP = dCtx·vᵀ, dV = Σ_r Pᵀ·dCtx, dS = P⊙(dP − Σ dP⊙P)/√HS,
 // dQ = dS·k, dK = Σ_r dSᵀ·q (spec/model.md, attention). Query head h reads kv head h / (NH / KVH).
+// The products skip what causality makes zero or masked (tiles above the diagonal of the scores, the zero half of
+// k in P·v, dS·k, Pᵀ·dCtx, dSᵀ·q). The softmaxes give each row a team of lanes: forward is one online (max, Σ exp) pass and one write pass,
+// backward one dot-product pass and one write pass, each reduced by the team's fixed-order tree.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -11,17 +14,17 @@ internal sealed class AttentionKernels : IAttentionOps
 {
     readonly Device device;
     readonly GemmKernels gemm;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, float> softmaxForward;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float> softmaxBackward;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, float, int> softmaxForward;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, int> softmaxBackward;
 
     public AttentionKernels(Device device, GemmKernels gemm)
     {
         this.device = device;
         this.gemm = gemm;
         softmaxForward = device.Load(nameof(CausalSoftmaxForwardKernel),
-            a => a.LoadKernel<ArrayView<float>, int, int, float>(CausalSoftmaxForwardKernel));
+            a => a.LoadKernel<ArrayView<float>, int, int, float, int>(CausalSoftmaxForwardKernel));
         softmaxBackward = device.Load(nameof(CausalSoftmaxBackwardKernel),
-            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, float>(CausalSoftmaxBackwardKernel));
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, float, int>(CausalSoftmaxBackwardKernel));
     }
 
     public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx)
@@ -29,9 +32,10 @@ internal sealed class AttentionKernels : IAttentionOps
         CheckShapes(s, "Attention.Forward", (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH), (ctx, "ctx", s.NH));
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Forward probs (B, NH, T, T)");
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
-        gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s));
+        gemm.Gemm(perHead, q, QueryHeads(s), k, KvHeads(s), probs, Scores(s), GemmArgs.CausalSkipUpper);
         SoftmaxForward(probs, s.T, s.Scale);
-        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s));
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), probs, Scores(s), v, KvHeads(s), ctx, QueryHeads(s),
+            GemmArgs.CausalLowerA);
     }
 
     public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
@@ -42,10 +46,11 @@ internal sealed class AttentionKernels : IAttentionOps
         probs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward probs (B, NH, T, T)");
         dProbs.ExpectLength((long)s.B * s.NH * s.T * s.T, "Attention.Backward dProbs (B, NH, T, T)");
         var perHead = new GemmSpec(s.T, s.T, s.HS, TransB: true, BatchOuter: s.B, BatchInner: s.NH);
-        gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s));
+        gemm.Gemm(perHead, dCtx, QueryHeads(s), v, KvHeads(s), dProbs, Scores(s), GemmArgs.CausalSkipUpper);
         SumOverSharingHeads(s, probs, dCtx, dV);
         SoftmaxBackward(probs, dProbs, s.T, s.Scale);
-        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s));
+        gemm.Gemm(new GemmSpec(s.T, s.HS, s.T, BatchOuter: s.B, BatchInner: s.NH), dProbs, Scores(s), k, KvHeads(s), dQ, QueryHeads(s),
+            GemmArgs.CausalLowerA);
         SumOverSharingHeads(s, dProbs, q, dK);
     }
 
@@ -62,7 +67,7 @@ internal sealed class AttentionKernels : IAttentionOps
             var lw = new MatrixLayout(s.T, OuterStride: s.NH * tt, InnerStride: s.Rep * tt, Offset: r * tt);
             var lx = new MatrixLayout(s.NH * s.HS, OuterStride: (long)s.T * s.NH * s.HS, InnerStride: s.Rep * s.HS, Offset: r * s.HS);
             var ldx = new MatrixLayout(s.KVH * s.HS, OuterStride: (long)s.T * s.KVH * s.HS, InnerStride: s.HS);
-            gemm.Gemm(spec, weights, lw, x, lx, dX, ldx);
+            gemm.Gemm(spec, weights, lw, x, lx, dX, ldx, GemmArgs.CausalUpperA);
         }
     }
 
@@ -90,8 +95,12 @@ internal sealed class AttentionKernels : IAttentionOps
         SoftmaxForward(scores, SquareRows(scores, "CausalSoftmaxForward scores"), scale);
 
     /// <summary>Rows of length <paramref name="t"/>; the attention ops call this directly with their own T.</summary>
-    void SoftmaxForward(Tensor scores, int t, float scale) =>
-        softmaxForward(device.Launching(), device.GridStride(scores.Length / t), scores.View, (int)(scores.Length / t), t, scale);
+    void SoftmaxForward(Tensor scores, int t, float scale)
+    {
+        var rows = (int)(scores.Length / t);
+        var (config, width) = device.RowLaunch(rows, t);
+        softmaxForward(device.Launching(), config, scores.View, rows, t, scale, width);
+    }
 
     public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale) =>
         SoftmaxBackward(probs, dProbs, SquareRows(probs, "CausalSoftmaxBackward probs"), scale);
@@ -99,7 +108,9 @@ internal sealed class AttentionKernels : IAttentionOps
     void SoftmaxBackward(Tensor probs, Tensor dProbs, int t, float scale)
     {
         KernelInfra.SameLength(probs, dProbs, "CausalSoftmaxBackward");
-        softmaxBackward(device.Launching(), device.GridStride(probs.Length / t), probs.View, dProbs.View, (int)(probs.Length / t), t, scale);
+        var rows = (int)(probs.Length / t);
+        var (config, width) = device.RowLaunch(rows, t);
+        softmaxBackward(device.Launching(), config, probs.View, dProbs.View, rows, t, scale, width);
     }
 
     static int SquareRows(Tensor x, string role)
@@ -110,43 +121,60 @@ internal sealed class AttentionKernels : IAttentionOps
         return x.Shape.Last;
     }
 
-    /// <summary>Row (z, t): p_j = exp(scale·s_j − max) / Σ for j ≤ t, 0 for j > t; sums run j = 0, 1, ….</summary>
+    /// <summary>
+    /// Row (z, t) by a team of <paramref name="width"/> lanes: p_j = exp(scale·s_j − max) / Σ for j ≤ t, 0 for j > t.
+    /// One pass gathers (max, Σ) online, the team's tree merges the lanes, a second pass writes.
+    /// </summary>
     [Kernel]
-    internal static void CausalSoftmaxForwardKernel(ArrayView<float> scores, int rows, int t, float scale)
+    internal static void CausalSoftmaxForwardKernel(ArrayView<float> scores, int rows, int t, float scale, int width)
     {
-        for (var row = KernelInfra.GlobalStart; row < rows; row += KernelInfra.GlobalStride)
+        var sharedMax = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var sharedSum = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var teams = Group.DimX / width;
+        var lane = Group.IdxX % width;
+        var teamBase = Group.IdxX - lane;
+        for (var first = Grid.IdxX * teams; first < rows; first += Grid.DimX * teams)
         {
-            var at = (long)row * t;
-            var last = row % t;
-            var max = float.NegativeInfinity;
-            for (var j = 0; j <= last; j++)
-                max = MathF.Max(max, scale * scores[at + j]);
-            var sum = 0f;
-            for (var j = 0; j <= last; j++)
+            var row = first + Group.IdxX / width;
+            var active = row < rows;
+            var at = active ? (long)row * t : 0;
+            var last = active ? row % t : -1;
+            var ms = MaxSum.Empty;
+            for (var j = lane; j <= last; j += width)
+                ms = ms.Add(scale * scores[at + j]);
+            var total = KernelInfra.TeamMaxSum(sharedMax, sharedSum, teamBase, lane, width, ms);
+            if (active)
             {
-                var e = MathF.Exp(scale * scores[at + j] - max);
-                scores[at + j] = e;
-                sum += e;
+                var inv = 1f / total.Sum;
+                for (var j = lane; j < t; j += width)
+                    scores[at + j] = j <= last ? MathF.Exp(scale * scores[at + j] - total.Max) * inv : 0f;
             }
-            var inv = 1f / sum;
-            for (var j = 0; j < t; j++)
-                scores[at + j] = j <= last ? scores[at + j] * inv : 0f;
         }
     }
 
-    /// <summary>Row (z, t): dS_j = scale·P_j·(dP_j − Σ_i dP_i·P_i) for j ≤ t, 0 for j > t.</summary>
+    /// <summary>Row (z, t) by a team: dS_j = scale·P_j·(dP_j − Σ_i dP_i·P_i) for j ≤ t, 0 for j > t.</summary>
     [Kernel]
-    internal static void CausalSoftmaxBackwardKernel(ArrayView<float> probs, ArrayView<float> dProbs, int rows, int t, float scale)
+    internal static void CausalSoftmaxBackwardKernel(ArrayView<float> probs, ArrayView<float> dProbs, int rows, int t, float scale, int width)
     {
-        for (var row = KernelInfra.GlobalStart; row < rows; row += KernelInfra.GlobalStride)
+        var shared = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var teams = Group.DimX / width;
+        var lane = Group.IdxX % width;
+        var teamBase = Group.IdxX - lane;
+        for (var first = Grid.IdxX * teams; first < rows; first += Grid.DimX * teams)
         {
-            var at = (long)row * t;
-            var last = row % t;
+            var row = first + Group.IdxX / width;
+            var active = row < rows;
+            var at = active ? (long)row * t : 0;
+            var last = active ? row % t : -1;
             var dot = 0f;
-            for (var j = 0; j <= last; j++)
+            for (var j = lane; j <= last; j += width)
                 dot += dProbs[at + j] * probs[at + j];
-            for (var j = 0; j < t; j++)
-                dProbs[at + j] = j <= last ? scale * probs[at + j] * (dProbs[at + j] - dot) : 0f;
+            dot = KernelInfra.TeamSum(shared, teamBase, lane, width, dot);
+            if (active)
+            {
+                for (var j = lane; j < t; j += width)
+                    dProbs[at + j] = j <= last ? scale * probs[at + j] * (dProbs[at + j] - dot) : 0f;
+            }
         }
     }
 }

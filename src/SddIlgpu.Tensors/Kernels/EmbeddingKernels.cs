@@ -1,6 +1,9 @@
 // Token embedding (spec §3: x = E[tokens]): forward gathers rows of the (V, C) table; backward scatters
-// dY back with dTable[token] += dY[n]. Determinism without atomics: one thread owns each column c and
-// walks the positions n in order, so every dTable element is summed in the same order on every run.
+// dY back with dTable[token] += dY[n]. Determinism without atomics, bucketed by token range (after llm.c's
+// bucketed encoder_backward): a thread owns a column c of a range of token ids, walks the positions n in order
+// and adds the rows whose token falls in its range, so every dTable element is summed in position order. The
+// ranges only spread the work over more threads (neighbouring threads take neighbouring columns of one range):
+// the sums are the same, bit for bit, for any number of ranges.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -11,14 +14,20 @@ internal sealed class EmbeddingKernels : IEmbeddingOps
 {
     readonly Device device;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> forward;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> backward;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> backward;
 
     public EmbeddingKernels(Device device)
     {
         this.device = device;
         forward = device.Load(nameof(EmbeddingForwardKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(EmbeddingForwardKernel));
-        backward = device.Load(nameof(EmbeddingBackwardKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(EmbeddingBackwardKernel));
+        backward = device.Load(nameof(EmbeddingBackwardKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(EmbeddingBackwardKernel));
     }
+
+    /// <summary>
+    /// Token ranges of the backward pass; 0 picks them from the device (one on the CPU accelerator, where every
+    /// thread is an OS thread; enough for two 256-thread groups per multiprocessor on GPUs). Tests set it.
+    /// </summary>
+    internal int TokenRanges { get; set; }
 
     public void Forward(Tensor tokens, Tensor table, Tensor y)
     {
@@ -29,7 +38,14 @@ internal sealed class EmbeddingKernels : IEmbeddingOps
     public void Backward(Tensor tokens, Tensor dY, Tensor dTable)
     {
         var width = Width("Embedding.Backward", tokens, dTable, dY);
-        backward(device.Launching(), device.GridStride(width), tokens.View, dY.View, dTable.View, (int)tokens.Length, width);
+        var vocab = (int)(dTable.Length / width);
+        var ranges = Math.Clamp(TokenRanges > 0 ? TokenRanges
+            : device.IsHostMemory ? 1
+            : (int)((device.Accelerator.NumMultiprocessors * 512L + width - 1) / width), 1, vocab);
+        var span = (vocab + ranges - 1) / ranges;
+        ranges = (vocab + span - 1) / span;
+        backward(device.Launching(), device.GridStride((long)ranges * width), tokens.View, dY.View, dTable.View,
+            (int)tokens.Length, width, span);
     }
 
     /// <summary>C, checking table is (V, C) and y is (N, C) for N tokens. Token ids are trusted to lie in [0, V).</summary>
@@ -54,12 +70,26 @@ internal sealed class EmbeddingKernels : IEmbeddingOps
         }
     }
 
-    /// <summary>Thread per column c: dTable[tokens[n], c] += dY[n, c] for n = 0, 1, ... in order.</summary>
+    /// <summary>
+    /// Thread per (token range r, column c), c fastest: dTable[v, c] += dY[n, c] for the positions n = 0, 1, … in
+    /// order whose token v lies in [r·span, (r + 1)·span).
+    /// </summary>
     [Kernel]
-    internal static void EmbeddingBackwardKernel(ArrayView<float> tokens, ArrayView<float> dY, ArrayView<float> dTable, int count, int width)
+    internal static void EmbeddingBackwardKernel(ArrayView<float> tokens, ArrayView<float> dY, ArrayView<float> dTable, int count,
+        int width, int span)
     {
-        for (var c = KernelInfra.GlobalStart; c < width; c += KernelInfra.GlobalStride)
+        var items = (dTable.IntLength / width + span - 1) / span * width;
+        for (var item = KernelInfra.GlobalStart; item < items; item += KernelInfra.GlobalStride)
+        {
+            var range = item / width;
+            var c = item - range * width;
+            var lo = range * span;
             for (var n = 0; n < count; n++)
-                dTable[(int)tokens[n] * width + c] += dY[n * width + c];
+            {
+                var v = (int)tokens[n] - lo;
+                if (v >= 0 && v < span)
+                    dTable[(lo + v) * width + c] += dY[n * width + c];
+            }
+        }
     }
 }

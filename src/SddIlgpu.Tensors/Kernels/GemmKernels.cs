@@ -1,6 +1,8 @@
-// Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Two kernels: the tiled one
-// (GemmTiled.cs: shared-memory K-slices, 4×4 register blocks) that ops use, and a simple grid-stride one
-// (one output per iteration) kept as the reference for tests and benchmarks. Both sum each dot product in k order.
+// Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Three kernels: the register-blocked
+// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products of at least
+// 128×128, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
+// (T, HS) heads, and a simple grid-stride one (one output per iteration) that the CPU accelerator runs and tests
+// use as the reference. All sum each dot product in k order.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -15,6 +17,7 @@ internal sealed class GemmKernels : IGemmOps
     readonly Device device;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> simple;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> tiled;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> blocked;
 
     public GemmKernels(Device device)
     {
@@ -23,6 +26,8 @@ internal sealed class GemmKernels : IGemmOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(SimpleKernel));
         tiled = device.Load(nameof(GemmTiled.TiledKernel),
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
+        blocked = device.Load(nameof(GemmBlocked.BlockedKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmBlocked.BlockedKernel));
         UseSimple = device.IsHostMemory;
     }
 
@@ -33,23 +38,45 @@ internal sealed class GemmKernels : IGemmOps
     /// </summary>
     internal bool UseSimple { get; set; }
 
-    public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc) =>
+        Gemm(spec, a, la, b, lb, c, lc, GemmArgs.CausalNone);
+
+    /// <summary>
+    /// <see cref="Gemm(in GemmSpec, Tensor, in MatrixLayout, Tensor, in MatrixLayout, Tensor, in MatrixLayout)"/> for
+    /// causal attention: <paramref name="causal"/> (a GemmArgs.Causal* constant) lets the tiled kernels skip tiles
+    /// above the diagonal or the zero part of k. The simple kernel computes everything, with the same results.
+    /// </summary>
+    internal void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc, int causal)
     {
         if (UseSimple)
             GemmSimple(spec, a, la, b, lb, c, lc);
+        else if (spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile)
+            GemmBlockedOp(spec, a, la, b, lb, c, lc, causal);
         else
-            GemmTiledOp(spec, a, la, b, lb, c, lc);
+            GemmTiledOp(spec, a, la, b, lb, c, lc, causal);
     }
 
     /// <summary>The shared-memory tiled kernel: a 64×64 tile of C per 256-thread group, batch on the grid's Y.</summary>
-    internal void GemmTiledOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    internal void GemmTiledOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
+        int causal = GemmArgs.CausalNone)
     {
-        var args = Validate(spec, a, la, b, lb, c, lc);
+        var args = Validate(spec, a, la, b, lb, c, lc, causal);
         var tiles = (long)GemmTiled.TilesOf(spec.M) * GemmTiled.TilesOf(spec.N);
         var gridX = (int)Math.Min(tiles, int.MaxValue);
         var gridY = Math.Min(spec.BatchCount, MaxGridY);
         var config = new KernelConfig(new Index2D(gridX, gridY), new Index2D(GemmTiled.Threads, 1));
         tiled(device.Launching(), config, a.View, b.View, c.View, args);
+    }
+
+    /// <summary>The register-blocked kernel: a 128×128 tile of C per 256-thread group, batch on the grid's Y.</summary>
+    internal void GemmBlockedOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
+        int causal = GemmArgs.CausalNone)
+    {
+        var args = Validate(spec, a, la, b, lb, c, lc, causal);
+        var tiles = (long)GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N);
+        var config = new KernelConfig(new Index2D((int)Math.Min(tiles, int.MaxValue), Math.Min(spec.BatchCount, MaxGridY)),
+            new Index2D(GemmBlocked.Threads, 1));
+        blocked(device.Launching(), config, a.View, b.View, c.View, args);
     }
 
     /// <summary>The simple reference kernel: one output element per grid-stride iteration.</summary>
@@ -60,8 +87,11 @@ internal sealed class GemmKernels : IGemmOps
     }
 
     /// <summary>Checks sizes and that the last element each operand touches lies inside its tensor.</summary>
-    static GemmArgs Validate(in GemmSpec s, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
+    static GemmArgs Validate(in GemmSpec s, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
+        int causal = GemmArgs.CausalNone)
     {
+        if (causal != GemmArgs.CausalNone && s.M != s.K && causal != GemmArgs.CausalSkipUpper)
+            throw new ArgumentException($"Gemm: a causal product over k needs op(A) square (M = K); got {s}.");
         if (s.M < 1 || s.N < 1 || s.K < 1 || s.BatchOuter < 1 || s.BatchInner < 1)
             throw new ArgumentException($"Gemm: M, N, K, BatchOuter and BatchInner must be positive; got {s}.");
         if ((long)s.BatchOuter * s.BatchInner > int.MaxValue)
@@ -74,7 +104,7 @@ internal sealed class GemmKernels : IGemmOps
         return new GemmArgs(s,
             new GemmLayout(la, s.TransA ? 1 : la.Ld, s.TransA ? la.Ld : 1),
             new GemmLayout(lb, s.TransB ? 1 : lb.Ld, s.TransB ? lb.Ld : 1),
-            new GemmLayout(lc, lc.Ld, 1));
+            new GemmLayout(lc, lc.Ld, 1), causal);
     }
 
     static void CheckOperand(string role, Tensor t, in MatrixLayout l, int rows, int cols, in GemmSpec s)
@@ -154,8 +184,24 @@ internal readonly struct GemmArgs
     public readonly GemmLayout B;
     public readonly GemmLayout C;
 
-    public GemmArgs(in GemmSpec s, GemmLayout a, GemmLayout b, GemmLayout c)
+    /// <summary>What causal attention lets the tiled kernels skip: one of the Causal* constants.</summary>
+    public readonly int Causal;
+
+    /// <summary>A general product.</summary>
+    public const int CausalNone = 0;
+
+    /// <summary>Scores (T, T): tiles wholly above the diagonal are not computed (the causal softmax writes them).</summary>
+    public const int CausalSkipUpper = 1;
+
+    /// <summary>op(A)(m, k) = 0 for k &gt; m (P·v, dS·k): a tile's k loop ends after its last row.</summary>
+    public const int CausalLowerA = 2;
+
+    /// <summary>op(A)(m, k) = 0 for k &lt; m (Pᵀ·dCtx, dSᵀ·q): a tile's k loop starts at its first row.</summary>
+    public const int CausalUpperA = 3;
+
+    public GemmArgs(in GemmSpec s, GemmLayout a, GemmLayout b, GemmLayout c, int causal = CausalNone)
     {
+        Causal = causal;
         M = s.M;
         N = s.N;
         K = s.K;
@@ -169,6 +215,12 @@ internal readonly struct GemmArgs
         B = b;
         C = c;
     }
+
+    /// <summary>First k a tile starting at row m0 needs (a multiple of 8, so slices stay aligned).</summary>
+    public int KBegin(int m0) => Causal == CausalUpperA ? m0 / 8 * 8 : 0;
+
+    /// <summary>One past the last k a tile of <paramref name="rows"/> rows from m0 needs.</summary>
+    public int KEnd(int m0, int rows) => Causal == CausalLowerA && m0 + rows < K ? m0 + rows : K;
 
     /// <summary>C(m, n) = α·acc + β·C(m, n), skipping rows and columns past the matrix; β = 0 never reads C.</summary>
     public void Store(ArrayView<float> c, long baseC, int m, int n, float acc)

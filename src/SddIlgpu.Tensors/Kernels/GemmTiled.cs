@@ -38,11 +38,14 @@ internal static class GemmTiled
             {
                 var m0 = tile / tilesN * Tile;
                 var n0 = tile % tilesN * Tile;
+                if (g.Causal == GemmArgs.CausalSkipUpper && n0 > m0 + Tile - 1)
+                    continue; // every entry lies above the diagonal: the causal softmax writes it
+                var kEnd = g.KEnd(m0, Tile);
                 float c00 = 0, c01 = 0, c02 = 0, c03 = 0;
                 float c10 = 0, c11 = 0, c12 = 0, c13 = 0;
                 float c20 = 0, c21 = 0, c22 = 0, c23 = 0;
                 float c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-                for (var k0 = 0; k0 < g.K; k0 += KSlice)
+                for (var k0 = g.KBegin(m0); k0 < kEnd; k0 += KSlice)
                 {
                     for (var l = tid; l < KSlice * Tile; l += Threads)
                     {

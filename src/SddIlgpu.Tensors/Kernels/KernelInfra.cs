@@ -56,6 +56,97 @@ internal static class KernelInfra
         return new KernelConfig(groups, group);
     }
 
+    /// <summary>
+    /// The largest group of the cooperative kernels (group trees, row teams): their shared-memory arrays are sized
+    /// for it (1 KB of floats each), and every GPU and OpenCL device runs groups of this size.
+    /// </summary>
+    public const int MaxCooperativeThreads = 256;
+
+    /// <summary>
+    /// Threads per group of the cooperative kernels on this device: 256 on GPUs and OpenCL; the warp (16) on the CPU
+    /// accelerator, where every thread is an OS thread and every barrier an OS barrier (tests raise it to 256).
+    /// </summary>
+    public static int CooperativeThreads(this Device device) => device.Kernels.CooperativeThreads;
+
+    /// <summary>
+    /// Groups for a launch whose groups loop over <paramref name="items"/> work items (rows, partials): one per item
+    /// on GPUs up to 32 per multiprocessor, one per multiprocessor on the CPU accelerator. Results never depend on it.
+    /// </summary>
+    public static int CooperativeGroups(this Device device, long items)
+    {
+        var cap = device.IsHostMemory ? device.Accelerator.NumMultiprocessors : device.Accelerator.NumMultiprocessors * 32;
+        return (int)Math.Clamp(items, 1, Math.Max(1, cap));
+    }
+
+    /// <summary>
+    /// Lanes per row for the row kernels: a power of two, at most the group, about 8 elements per lane, so that a
+    /// group of 256 threads holds 256 / width rows at once and a warp reads consecutive addresses.
+    /// </summary>
+    public static int TeamWidth(int rowLength, int groupThreads)
+    {
+        var width = 1;
+        while (width < groupThreads && width * 8 < rowLength)
+            width *= 2;
+        return width;
+    }
+
+    /// <summary>
+    /// The launch of a row kernel over <paramref name="rows"/> rows of <paramref name="rowLength"/>: cooperative
+    /// groups holding 256 / Width rows each (a team of Width lanes per row), looping when rows outnumber them.
+    /// </summary>
+    public static (KernelConfig Config, int Width) RowLaunch(this Device device, long rows, int rowLength)
+    {
+        var threads = device.CooperativeThreads();
+        var width = TeamWidth(rowLength, threads);
+        var teams = threads / width;
+        return (new KernelConfig(device.CooperativeGroups((rows + teams - 1) / teams), threads), width);
+    }
+
+    /// <summary>
+    /// Inside a kernel: the sum of the <paramref name="width"/> lanes' values of one team (lanes of a row), as a
+    /// shared-memory tree in a fixed order, returned to every lane. Every thread of the group must call it (it
+    /// holds barriers). <paramref name="shared"/> has a slot per thread; the team uses [teamBase, teamBase + width).
+    /// </summary>
+    public static float TeamSum(ArrayView<float> shared, int teamBase, int lane, int width, float value)
+    {
+        shared[teamBase + lane] = value;
+        Group.Barrier();
+        for (var half = width / 2; half > 0; half /= 2)
+        {
+            if (lane < half)
+                shared[teamBase + lane] += shared[teamBase + lane + half];
+            Group.Barrier();
+        }
+        var total = shared[teamBase];
+        Group.Barrier(); // every lane has read the total before the slots are reused
+        return total;
+    }
+
+    /// <summary>
+    /// Inside a kernel: the team-wide (max, Σ exp(v − max)) of the lanes' running pairs, merged by the same fixed
+    /// tree as <see cref="TeamSum"/>, returned to every lane. Every thread of the group must call it.
+    /// </summary>
+    public static MaxSum TeamMaxSum(ArrayView<float> sharedMax, ArrayView<float> sharedSum, int teamBase, int lane, int width, MaxSum value)
+    {
+        sharedMax[teamBase + lane] = value.Max;
+        sharedSum[teamBase + lane] = value.Sum;
+        Group.Barrier();
+        for (var half = width / 2; half > 0; half /= 2)
+        {
+            if (lane < half)
+            {
+                var i = teamBase + lane;
+                var merged = MaxSum.Merge(new MaxSum(sharedMax[i], sharedSum[i]), new MaxSum(sharedMax[i + half], sharedSum[i + half]));
+                sharedMax[i] = merged.Max;
+                sharedSum[i] = merged.Sum;
+            }
+            Group.Barrier();
+        }
+        var total = new MaxSum(sharedMax[teamBase], sharedSum[teamBase]);
+        Group.Barrier();
+        return total;
+    }
+
     /// <summary>Counts and returns the device's stream (every launch goes through here).</summary>
     public static AcceleratorStream Launching(this Device device)
     {
@@ -78,4 +169,26 @@ internal static class KernelInfra
     public static int IntLength(Tensor t, string op) =>
         t.Length <= int.MaxValue ? (int)t.Length
         : throw new ArgumentException($"{op}: {t.Name} has {t.Length} elements; kernels index with 32-bit integers (at most {int.MaxValue}).");
+}
+
+/// <summary>
+/// A running softmax denominator in one pass (online softmax, Milakov and Gimelshein 2018): Max of the values
+/// seen and Sum = Σ exp(v − Max). The empty state is (−∞, 0).
+/// </summary>
+internal readonly struct MaxSum(float max, float sum)
+{
+    public readonly float Max = max;
+    public readonly float Sum = sum;
+
+    public static MaxSum Empty => new(float.NegativeInfinity, 0f);
+
+    /// <summary>Adds value v (finite): a new maximum rescales the sum, otherwise exp(v − Max) is added.</summary>
+    public MaxSum Add(float v) =>
+        v > Max ? new MaxSum(v, Sum * MathF.Exp(Max - v) + 1f) : new MaxSum(Max, Sum + MathF.Exp(v - Max));
+
+    /// <summary>The pair of the union of two value sets; an empty b leaves a unchanged (no ∞ − ∞).</summary>
+    public static MaxSum Merge(MaxSum a, MaxSum b) =>
+        b.Max > a.Max ? new MaxSum(b.Max, a.Sum * MathF.Exp(a.Max - b.Max) + b.Sum)
+        : b.Sum == 0f ? a
+        : new MaxSum(a.Max, a.Sum + b.Sum * MathF.Exp(b.Max - a.Max));
 }

@@ -6,8 +6,13 @@ namespace SddIlgpu.Tensors.Kernels;
 /// <summary>Every ILGPU kernel family of a device, loaded (compiled) eagerly in the constructor.</summary>
 internal sealed class KernelOps
 {
+    int cooperativeThreads;
+
     public KernelOps(Device device)
     {
+        cooperativeThreads = device.IsHostMemory
+            ? device.Accelerator.WarpSize
+            : Math.Min(KernelInfra.MaxCooperativeThreads, device.Accelerator.MaxNumThreadsPerGroup);
         Elementwise = new ElementwiseKernels(device);
         Reduction = new ReductionKernels(device);
         Random = new RandomKernels(device);
@@ -19,6 +24,22 @@ internal sealed class KernelOps
         Embedding = new EmbeddingKernels(device);
         Loss = new LossKernels(device, Reduction);
         Optimizer = new OptimizerKernels(device);
+    }
+
+    /// <summary>
+    /// Threads per group of the cooperative kernels (reduction trees, row teams, column partials); a power of two up
+    /// to 256. Results are bit-identical on repeats for one value; tests set 256 on the CPU accelerator to run the
+    /// GPU launch shape at tiny sizes.
+    /// </summary>
+    internal int CooperativeThreads
+    {
+        get => cooperativeThreads;
+        set
+        {
+            if (value < 1 || value > KernelInfra.MaxCooperativeThreads || (value & (value - 1)) != 0)
+                throw new ArgumentOutOfRangeException(nameof(value), $"Cooperative group size {value} must be a power of two from 1 to {KernelInfra.MaxCooperativeThreads}.");
+            cooperativeThreads = value;
+        }
     }
 
     public ElementwiseKernels Elementwise { get; }

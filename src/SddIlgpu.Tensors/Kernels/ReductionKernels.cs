@@ -1,6 +1,7 @@
-// Deterministic sums: a fixed number of partials (independent of the device's launch shape), each a
-// strided sequential sum, then one thread adds the partials in order. No atomics, so the same input gives
-// the same bits on every run and every device.
+// Deterministic sums in two passes, no atomics. Pass 1: a fixed number of partials (512, independent of the
+// device), each the shared-memory tree of one group's lanes; lane l of partial p sums x[p·G + l + k·512·G] in k
+// order (consecutive lanes read consecutive addresses). Pass 2: one group adds the partials, each thread a fixed
+// stride of them in order, then a tree. The same input, device and group size G give the same bits every run.
 using ILGPU;
 using ILGPU.Runtime;
 using SddIlgpu.Tensors.Ops;
@@ -9,69 +10,88 @@ namespace SddIlgpu.Tensors.Kernels;
 
 internal sealed class ReductionKernels : IReductionOps
 {
-    /// <summary>Number of partial sums; fixed so the summation order never depends on the device.</summary>
-    internal const int Partials = 1024;
+    /// <summary>
+    /// Number of partial sums: fixed so the summation order never depends on the device's size, and 512 so that
+    /// pass 1 gives every SM of an H100 (132) at least two groups.
+    /// </summary>
+    internal const int Partials = 512;
 
     readonly Device device;
     readonly Tensor partials;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> partialSum;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> partialSumSquares;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> finish;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int> partialSum;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float> finish;
 
     public ReductionKernels(Device device)
     {
         this.device = device;
-        partialSum = device.Load(nameof(PartialSumKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(PartialSumKernel));
-        partialSumSquares = device.Load(nameof(PartialSumSquaresKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(PartialSumSquaresKernel));
-        finish = device.Load(nameof(FinishKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(FinishKernel));
+        partialSum = device.Load(nameof(PartialSumKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int>(PartialSumKernel));
+        finish = device.Load(nameof(FinishKernel), a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, float>(FinishKernel));
         partials = device.AllocateTensor(Partials, "reduction.partials");
     }
 
-    public void SumSquares(Tensor x, Tensor output, int index) => Reduce(partialSumSquares, x, output, index);
+    public void SumSquares(Tensor x, Tensor output, int index) => Reduce(x, squares: true, output, index, 1f);
 
-    public void Sum(Tensor x, Tensor output, int index) => Reduce(partialSum, x, output, index);
+    public void Sum(Tensor x, Tensor output, int index) => Reduce(x, squares: false, output, index, 1f);
 
-    void Reduce(Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> partial, Tensor x, Tensor output, int index)
+    /// <summary>output[index] = (Σ x) / divisor, the division done once on the final sum (the loss mean uses it).</summary>
+    internal void SumDivided(Tensor x, Tensor output, int index, float divisor) => Reduce(x, squares: false, output, index, divisor);
+
+    void Reduce(Tensor x, bool squares, Tensor output, int index, float divisor)
     {
         if ((uint)index >= output.Length)
             throw new ArgumentOutOfRangeException(nameof(index), $"Reduction output index {index} is outside {output.Name} {output.Shape}.");
-        partial(device.Launching(), device.GridStride(Partials), x.View, partials.View, KernelInfra.IntLength(x, "Reduction"));
-        finish(device.Launching(), new KernelConfig(1, device.GroupSize()), partials.View, output.View, index);
+        var n = KernelInfra.IntLength(x, "Reduction");
+        var threads = device.CooperativeThreads();
+        if (n > int.MaxValue - Partials * threads)
+            throw new ArgumentException($"Reduction: {x.Name} has {n} elements; at most {int.MaxValue - Partials * threads} fit 32-bit strided indexing.");
+        partialSum(device.Launching(), new KernelConfig(device.CooperativeGroups(Partials), threads),
+            x.View, partials.View, n, squares ? 1 : 0);
+        finish(device.Launching(), new KernelConfig(1, threads), partials.View, output.View, index, divisor);
     }
 
+    /// <summary>
+    /// Groups loop over partials p; lane l sums (or sums the squares of) x[p·G + l + k·Partials·G] for k = 0, 1, …,
+    /// then the group's tree gives partials[p]. A partial whose first element lies past n is 0 without a tree.
+    /// </summary>
     [Kernel]
-    internal static void PartialSumKernel(ArrayView<float> x, ArrayView<float> partials, int n)
+    internal static void PartialSumKernel(ArrayView<float> x, ArrayView<float> partials, int n, int squares)
     {
-        for (var p = KernelInfra.GlobalStart; p < Partials; p += KernelInfra.GlobalStride)
+        var shared = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var lane = Group.IdxX;
+        var threads = Group.DimX;
+        var stride = Partials * threads;
+        for (var p = Grid.IdxX; p < Partials; p += Grid.DimX)
         {
+            var first = p * threads;
+            if (first >= n)
+            {
+                if (lane == 0)
+                    partials[p] = 0f;
+                continue;
+            }
             var s = 0f;
-            for (var i = p; i < n; i += Partials)
-                s += x[i];
-            partials[p] = s;
+            for (var i = first + lane; i < n; i += stride)
+            {
+                var v = x[i];
+                s += squares != 0 ? v * v : v;
+            }
+            var total = KernelInfra.TeamSum(shared, 0, lane, threads, s);
+            if (lane == 0)
+                partials[p] = total;
         }
     }
 
+    /// <summary>One group: thread l adds partials l, l + G, … in order, then the group's tree; output[index] = sum / divisor.</summary>
     [Kernel]
-    internal static void PartialSumSquaresKernel(ArrayView<float> x, ArrayView<float> partials, int n)
+    internal static void FinishKernel(ArrayView<float> partials, ArrayView<float> output, int index, float divisor)
     {
-        for (var p = KernelInfra.GlobalStart; p < Partials; p += KernelInfra.GlobalStride)
-        {
-            var s = 0f;
-            for (var i = p; i < n; i += Partials)
-                s += x[i] * x[i];
-            partials[p] = s;
-        }
-    }
-
-    /// <summary>Pairwise (tree) sum of the partials by thread 0, in a fixed order.</summary>
-    [Kernel]
-    internal static void FinishKernel(ArrayView<float> partials, ArrayView<float> output, int index)
-    {
-        if (Grid.GlobalIndex.X != 0)
-            return;
-        for (var width = Partials / 2; width >= 1; width /= 2)
-            for (var i = 0; i < width; i++)
-                partials[i] += partials[i + width];
-        output[index] = partials[0];
+        var shared = SharedMemory.Allocate<float>(KernelInfra.MaxCooperativeThreads);
+        var lane = Group.IdxX;
+        var s = 0f;
+        for (var p = lane; p < Partials; p += Group.DimX)
+            s += partials[p];
+        var total = KernelInfra.TeamSum(shared, 0, lane, Group.DimX, s);
+        if (lane == 0)
+            output[index] = total / divisor;
     }
 }

@@ -47,11 +47,33 @@ public sealed class AttentionTests(string deviceName)
         Check.Close(run.DV.ToArray(), dv, 1e-6, 1e-5, "dV");
     }
 
-    /// <summary>The CPU accelerator's GEMM default is the simple kernel; run attention once through the tiled one.</summary>
-    [Test]
-    public void ForwardAndBackwardThroughTheTiledGemmMatchFloat64()
+    /// <summary>The causal softmaxes at the GPU group (256 threads) and at 2 threads, on every kernel device.</summary>
+    [TestCase(256)]
+    [TestCase(2)]
+    public void CooperativeGroupSizesMatchFloat64(int threads)
     {
-        var s = Tiny;
+        if (device.Kind == BackendKind.Cpu)
+            Assert.Ignore("The managed cpu path has its own softmax (ManagedAttentionTests).");
+        using (CooperativeLaunch.Threads(device, threads))
+        {
+            ForwardMatchesFloat64AndRepeatsBitForBit(2, 5, 4, 2, 4);
+            ForwardMatchesFloat64AndRepeatsBitForBit(1, 40, 2, 1, 3);
+            BackwardMatchesTheFloat64Backward(1, 7, 3, 3, 5);
+            BackwardMatchesTheFloat64Backward(1, 40, 2, 1, 3);
+        }
+    }
+
+    /// <summary>
+    /// The CPU accelerator's GEMM default is the simple kernel; run attention through the tiled kernels, whose causal
+    /// products skip score tiles above the diagonal and the zero part of k: T = 70 crosses one 64-tile boundary
+    /// (64×64 tiles), T = 130 sends the score products through the 128×128 register-blocked kernel.
+    /// </summary>
+    [TestCase(0)]
+    [TestCase(70)]
+    [TestCase(130)]
+    public void ForwardAndBackwardThroughTheTiledGemmMatchFloat64(int t)
+    {
+        var s = t == 0 ? Tiny : new AttentionShape(1, t, 2, 1, 3);
         var gemm = device.Kernels.Gemm;
         var keep = gemm.UseSimple;
         using var run = new Run(device, s);

@@ -91,4 +91,45 @@ public sealed class EmbeddingTests(string deviceName)
         device.Ops.Embedding.Backward(tTokens, tdY, tdTable);
         Check.BitIdentical(tdTable.ToArray(), first, "dTable");
     }
+
+    /// <summary>
+    /// Any number of token ranges gives the float32 sums in position order, bit for bit: the host adds dY rows to
+    /// the starting dTable one position at a time and the device must match exactly.
+    /// </summary>
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(7)]
+    public void BackwardSumsInPositionOrderForAnyTokenRanges(int ranges)
+    {
+        if (device.Kind == BackendKind.Cpu)
+            Assert.Ignore("The managed cpu path has its own embedding backward (ManagedOpsTests).");
+        const int count = 130, vocab = 7, width = 33;
+        var tokens = Tokens(count, vocab, 8);
+        var dY = Check.Random(count * width, 9, 10f);
+        var before = Check.Random(vocab * width, 10);
+        var expected = (float[])before.Clone();
+        for (var n = 0; n < count; n++)
+            for (var c = 0; c < width; c++)
+                expected[(int)tokens[n] * width + c] += dY[n * width + c];
+        using var arena = device.Allocate(count + vocab * width + count * width, "embedding");
+        var tTokens = arena.Take(count);
+        var tdTable = arena.Take((vocab, width));
+        var tdY = arena.Take((count, width));
+        tTokens.Upload(tokens);
+        tdY.Upload(dY);
+        tdTable.Upload(before);
+        var embedding = device.Kernels.Embedding;
+        var keep = embedding.TokenRanges;
+        try
+        {
+            embedding.TokenRanges = ranges;
+            embedding.Backward(tTokens, tdY, tdTable);
+        }
+        finally
+        {
+            embedding.TokenRanges = keep;
+        }
+        Check.BitIdentical(tdTable.ToArray(), expected, $"dTable with {ranges} token ranges");
+    }
 }

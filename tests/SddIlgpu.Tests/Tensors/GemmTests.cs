@@ -107,8 +107,73 @@ public sealed class GemmTests(string deviceName)
         Assert.That(e.Message, Does.Contain("operand A").And.Contain("needs at least 70 elements"));
     }
 
+    /// <summary>
+    /// The register-blocked kernel (the GPU path for products of at least 128×128) forced at small and ragged sizes
+    /// on every kernel device: every transpose, K not a multiple of the 8-wide slice, partial 128-tiles, α and β.
+    /// </summary>
+    [TestCase(1, 1, 1)]
+    [TestCase(7, 33, 65)]
+    [TestCase(130, 129, 17)]
+    [TestCase(128, 128, 8)]
+    public void BlockedKernelMatchesFloat64ForEveryTranspose(int m, int n, int k)
+    {
+        foreach (var transA in new[] { false, true })
+            foreach (var transB in new[] { false, true })
+            {
+                var s = new GemmSpec(m, n, k, transA, transB, Alpha: 0.75f, Beta: 0.5f);
+                var (actual, expected) = Run(s, m * k, new MatrixLayout(transA ? m : k), k * n, new MatrixLayout(transB ? k : n),
+                    m * n, new MatrixLayout(n), Kind.Blocked, seed: m + n + k);
+                Check.Close(actual, expected, 1e-5, 1e-5, $"blocked {m}x{n}x{k} tA={transA} tB={transB}");
+            }
+    }
+
+    /// <summary>The model's shapes (baby-gpt's C = 384, 4·C = 1536) through Gemm's own kernel choice, on GPUs and OpenCL.</summary>
+    [TestCase(512, 384, 384, false, true)]
+    [TestCase(384, 1536, 256, true, false)]
+    public void ModelShapesMatchFloat64OnGpuBackEnds(int m, int n, int k, bool transA, bool transB)
+    {
+        if (device.IsHostMemory)
+            Assert.Ignore("Model shapes run on GPU and OpenCL back ends; the CPU accelerator runs the small cases.");
+        var s = new GemmSpec(m, n, k, transA, transB, Alpha: 1f, Beta: 0f);
+        using var arena = device.Allocate((long)m * k + (long)k * n + (long)m * n, "gemm.model");
+        var a = arena.Take(m * k, "a");
+        var b = arena.Take(k * n, "b");
+        var c = arena.Take(m * n, "c");
+        var ha = Check.Random(m * k, 21);
+        var hb = Check.Random(k * n, 22);
+        a.Upload(ha);
+        b.Upload(hb);
+        MatrixLayout la = new(transA ? m : k), lb = new(transB ? k : n), lc = new(n);
+        Gemm.Gemm(s, a, la, b, lb, c, lc);
+        Check.Close(c.ToArray(), Reference(s, ha, la, hb, lb, new float[m * n], lc), 1e-5, 1e-5, $"{m}x{n}x{k} tA={transA} tB={transB}");
+    }
+
+    [TestCase(false, false)]
+    [TestCase(true, true)]
+    public void BlockedKernelBatchedLayoutsMatchFloat64AndRepeatBitForBit(bool transA, bool transB)
+    {
+        const int m = 7, n = 33, k = 19, outer = 2, inner = 4;
+        int rowsA = transA ? k : m, colsA = transA ? m : k, rowsB = transB ? n : k, colsB = transB ? k : n;
+        var la = new MatrixLayout(colsA + 3, OuterStride: inner * (rowsA * (colsA + 3) + 5), InnerStride: rowsA * (colsA + 3) + 5, Offset: 2);
+        var lb = new MatrixLayout(colsB + 1, OuterStride: 2 * rowsB * (colsB + 1) + 7, InnerStride: rowsB * (colsB + 1), InnerDiv: 2, Offset: 1);
+        var lc = new MatrixLayout(inner * n, OuterStride: m * inner * n, InnerStride: n, Offset: 4);
+        var s = new GemmSpec(m, n, k, transA, transB, Alpha: 1.25f, Beta: -0.5f, BatchOuter: outer, BatchInner: inner);
+        var (first, expected) = Run(s, (int)(2 + outer * la.OuterStride), la, (int)(1 + outer * lb.OuterStride), lb,
+            (int)(4 + outer * lc.OuterStride + 3), lc, Kind.Blocked, seed: 13);
+        Check.Close(first, expected, 1e-5, 1e-5, $"blocked batched tA={transA} tB={transB}");
+        var (second, _) = Run(s, (int)(2 + outer * la.OuterStride), la, (int)(1 + outer * lb.OuterStride), lb,
+            (int)(4 + outer * lc.OuterStride + 3), lc, Kind.Blocked, seed: 13);
+        Check.BitIdentical(second, first, "two blocked runs");
+    }
+
+    enum Kind { Simple, Tiled, Blocked }
+
     (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
-        int lenC, in MatrixLayout lc, bool simple, int seed, float cFill = float.NaN)
+        int lenC, in MatrixLayout lc, bool simple, int seed, float cFill = float.NaN) =>
+        Run(s, lenA, la, lenB, lb, lenC, lc, simple ? Kind.Simple : Kind.Tiled, seed, cFill);
+
+    (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
+        int lenC, in MatrixLayout lc, Kind kind, int seed, float cFill = float.NaN)
     {
         using var arena = device.Allocate(lenA + lenB + lenC, "gemm");
         var a = arena.Take(lenA, "a");
@@ -121,10 +186,12 @@ public sealed class GemmTests(string deviceName)
         a.Upload(ha);
         b.Upload(hb);
         c.Upload(hc);
-        if (simple)
+        if (kind == Kind.Simple)
             Gemm.GemmSimple(s, a, la, b, lb, c, lc);
-        else
+        else if (kind == Kind.Tiled)
             Gemm.GemmTiledOp(s, a, la, b, lb, c, lc);
+        else
+            Gemm.GemmBlockedOp(s, a, la, b, lb, c, lc);
         var expected = Reference(s, ha, la, hb, lb, hc, lc);
         return (c.ToArray(), expected);
     }

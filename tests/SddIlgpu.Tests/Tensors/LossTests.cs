@@ -68,6 +68,22 @@ public sealed class LossTests(string deviceName)
         Assert.That(tLosses.ToArray().All(float.IsFinite), "finite losses");
     }
 
+    /// <summary>The fused kernel at the GPU group (teams of 1 to 256 lanes) and at 2 threads, on every kernel device.</summary>
+    [TestCase(256)]
+    [TestCase(2)]
+    public void CooperativeGroupSizesMatchFloat64AndRepeat(int threads)
+    {
+        if (device.Kind == BackendKind.Cpu)
+            Assert.Ignore("The managed cpu path has its own cross-entropy (ManagedOpsTests).");
+        using (CooperativeLaunch.Threads(device, threads))
+        {
+            MatchesFloat64WithDLogitsAliasingLogits(7, 33, 1f);
+            MatchesFloat64WithDLogitsAliasingLogits(65, 7, 1f);
+            MatchesFloat64WithDLogitsAliasingLogits(3, 2500, 100f);
+            RepeatsBitForBit();
+        }
+    }
+
     [Test]
     public void ReferenceGradientMatchesFiniteDifferencesOfTheMean()
     {

@@ -82,6 +82,7 @@ public sealed class NormTests(string deviceName)
     [TestCase(3, 65, 65, false)]
     [TestCase(7, 39, 13, true)]
     [TestCase(33, 10, 5, true)]
+    [TestCase(300, 8, 4, true)]
     public void BackwardMatchesFloat64AndAccumulatesGain(int rows, int width, int groupSize, bool withGain)
     {
         var x = GradCheck.RandomExact(rows * width, 3, 2f);
@@ -138,6 +139,28 @@ public sealed class NormTests(string deviceName)
         device.Ops.Elementwise.Fill(tdGain, 0f);
         device.Ops.Norm.Backward(tdY, tx, tg, tr, tdX, tdGain, width);
         Check.BitIdentical(tdGain.ToArray(), first, "dGain");
+    }
+
+    /// <summary>
+    /// The row kernels at the GPU group (256 threads: team widths 2 to 256) and at 2 threads (groups loop over many
+    /// teams), on every kernel device including the CPU accelerator.
+    /// </summary>
+    [TestCase(256)]
+    [TestCase(2)]
+    public void CooperativeGroupSizesMatchFloat64AndRepeat(int threads)
+    {
+        if (device.Kind == BackendKind.Cpu)
+            Assert.Ignore("The managed cpu path has its own norms (ManagedOpsTests).");
+        using (CooperativeLaunch.Threads(device, threads))
+        {
+            ForwardMatchesFloat64(7, 39, 13, true);
+            ForwardMatchesFloat64(3, 65, 65, false);
+            ForwardMatchesFloat64(2, 3000, 3000, true);
+            BackwardMatchesFloat64AndAccumulatesGain(33, 10, 5, true);
+            BackwardMatchesFloat64AndAccumulatesGain(2, 2100, 2100, true);
+            BackwardMatchesFloat64AndAccumulatesGain(3, 65, 65, false);
+            GainGradientRepeatsBitForBit();
+        }
     }
 
     static Tensor Upload(Arena arena, double[] data, Shape shape)
