@@ -95,6 +95,12 @@ internal static class KernelReport
             o.WriteLine();
             o.WriteLine("regs: sm_90, or sm_90/sm_80 where they differ; smem: sm_90, bytes; spill = spill stores + loads in bytes, worst of the two; '-': not launched in a training step.");
             o.WriteLine($"groups: per launch, min–max over the step's launches of that kernel; {h100.Count} launches in the step (the device's own launch counter agrees).");
+            var few = 2 * LaunchGeometry.H100.Multiprocessors;
+            o.WriteLine();
+            o.WriteLine($"launches below {few} groups (2 per SM on an H100), per kernel: groups × launches");
+            foreach (var byKernel in h100.Where(l => l.Groups < few).GroupBy(l => l.Kernel).OrderBy(g => g.Key, StringComparer.Ordinal))
+                o.WriteLine($"  {byKernel.Key,-36} " + string.Join(", ", byKernel.GroupBy(l => l.Groups).OrderBy(g => g.Key)
+                    .Select(g => $"{g.Key} × {g.Count()}")) + $"  (of {h100.Count(l => l.Kernel == byKernel.Key)} launches)");
             if (nvdisasm is null)
             {
                 o.WriteLine("(nvdisasm not found: no instruction mix)");
