@@ -76,7 +76,7 @@ internal static class KernelReport
                 $"replayed dry with launch shapes sized for H100 ({LaunchGeometry.H100.Multiprocessors} SMs) / A100 ({LaunchGeometry.A100.Multiprocessors} SMs)");
             o.WriteLine("occupancy: theoretical, from registers, shared memory and group size against the per-SM limits (docs/kernels.md)");
             o.WriteLine();
-            o.WriteLine($"{"kernel",-44} {"regs",5} {"spill",5} {"stack",5} {"smem",6} {"group",5} {"occ H100",8} {"occ A100",8} {"launches",8} {"groups H100",12} {"groups A100",12}");
+            o.WriteLine($"{"kernel",-44} {"regs",7} {"spill",5} {"stack",5} {"smem",6} {"group",5} {"occ H100",8} {"occ A100",8} {"launches",8} {"groups H100",12} {"groups A100",12}");
             foreach (var kernel in KernelCatalog.All)
             {
                 var ptx = Path.Combine(work.FullName, KernelCatalog.Name(kernel) + ".ptx");
@@ -88,13 +88,19 @@ internal static class KernelReport
                 var group = l90.Count > 0 ? l90.Max(l => l.GroupSize) : 0;
                 var spill = Math.Max(r90.SpillStores + r90.SpillLoads, r80.SpillStores + r80.SpillLoads);
                 var regs = r80.Registers == r90.Registers ? $"{r90.Registers}" : $"{r90.Registers}/{r80.Registers}";
-                o.WriteLine($"{KernelCatalog.Name(kernel),-44} {regs,5} {spill,5} {Math.Max(r90.Stack, r80.Stack),5} {r90.Shared,6} " +
+                o.WriteLine($"{KernelCatalog.Name(kernel),-44} {regs,7} {spill,5} {Math.Max(r90.Stack, r80.Stack),5} {r90.Shared,6} " +
                     $"{(group == 0 ? "-" : group.ToString(CultureInfo.InvariantCulture)),5} " +
                     $"{Occ(SmLimits.Sm90, r90, group),8} {Occ(SmLimits.Sm80, r80, group),8} {l90.Count,8} {Groups(l90),12} {Groups(l80),12}");
             }
             o.WriteLine();
             o.WriteLine("regs: sm_90, or sm_90/sm_80 where they differ; smem: sm_90, bytes; spill = spill stores + loads in bytes, worst of the two; '-': not launched in a training step.");
             o.WriteLine($"groups: per launch, min–max over the step's launches of that kernel; {h100.Count} launches in the step (the device's own launch counter agrees).");
+            var few = 2 * LaunchGeometry.H100.Multiprocessors;
+            o.WriteLine();
+            o.WriteLine($"launches below {few} groups (2 per SM on an H100), per kernel: groups × launches");
+            foreach (var byKernel in h100.Where(l => l.Groups < few).GroupBy(l => l.Kernel).OrderBy(g => g.Key, StringComparer.Ordinal))
+                o.WriteLine($"  {byKernel.Key,-36} " + string.Join(", ", byKernel.GroupBy(l => l.Groups).OrderBy(g => g.Key)
+                    .Select(g => $"{g.Key} × {g.Count()}")) + $"  (of {h100.Count(l => l.Kernel == byKernel.Key)} launches)");
             if (nvdisasm is null)
             {
                 o.WriteLine("(nvdisasm not found: no instruction mix)");
@@ -105,9 +111,16 @@ internal static class KernelReport
                 var ptx = Path.Combine(work.FullName, KernelCatalog.Name(kernel) + ".ptx");
                 var cubin = ptx + ".sm_90.cubin";
                 Tool(ptxas, $"-arch=sm_90 -o {cubin} {ptx}");
-                var mix = MainLoopMix(Tool(nvdisasm, $"-c {cubin}"));
+                var sass = Tool(nvdisasm, $"-c {cubin}");
+                var mix = MainLoopMix(sass);
                 o.WriteLine();
                 o.WriteLine($"{KernelCatalog.Name(kernel)} main loop (sm_90 SASS, innermost loop holding the FFMA): {Describe(mix)}");
+                if (SliceTrips.TryGetValue(kernel.DeclaringType!.Name, out var trips))
+                {
+                    var (slice, others) = SliceMix(sass, trips.Trips);
+                    o.WriteLine($"{KernelCatalog.Name(kernel)} whole K slice (the loop around it, main loop counted {trips.Trips}× = {trips.Why}" +
+                        $"{(others > 0 ? $"; {others} other inner loop(s) counted once" : "")}): {Describe(slice)}");
+                }
             }
             return 0;
         }
@@ -190,6 +203,55 @@ internal static class KernelReport
     /// </summary>
     public static LoopMix MainLoopMix(string sass)
     {
+        var (ops, loops) = Loops(sass);
+        var most = loops.Count == 0 ? 0 : loops.Max(l => l.Ffma);
+        if (most == 0)
+            return default;
+        var loop = loops.Where(l => 2 * l.Ffma >= most).MinBy(l => l.End - l.Start);
+        return Mix(ops.Skip(loop.Start).Take(loop.End - loop.Start + 1).Select(o => o.Op));
+    }
+
+    /// <summary>
+    /// Main-loop trips per K slice, from the kernels' source constants (SASS does not state trip counts): the blocked
+    /// GEMM's k loop does two k steps per trip over an 8-wide slice, the tiled GEMM's one k step per trip over 16.
+    /// </summary>
+    static readonly Dictionary<string, (int Trips, string Why)> SliceTrips = new()
+    {
+        [nameof(GemmBlocked)] = (GemmBlocked.KSlice / 2, $"KSlice {GemmBlocked.KSlice} / 2 k steps per trip"),
+        [nameof(GemmTiled)] = (GemmTiled.KSlice, $"KSlice {GemmTiled.KSlice} / 1 k step per trip"),
+    };
+
+    /// <summary>
+    /// The instruction mix of one trip of the loop around the main loop (the K-slice loop: global loads, shared
+    /// stores, barrier), with the main loop's body counted <paramref name="mainTrips"/> times and any other loop
+    /// nested in the slice counted once (their count is returned). Static counts along every forward branch: the
+    /// slice as executed when a next slice is prefetched.
+    /// </summary>
+    public static (LoopMix Slice, int OtherInnerLoops) SliceMix(string sass, int mainTrips)
+    {
+        var (ops, loops) = Loops(sass);
+        var most = loops.Count == 0 ? 0 : loops.Max(l => l.Ffma);
+        if (most == 0)
+            return (default, 0);
+        var main = loops.Where(l => 2 * l.Ffma >= most).MinBy(l => l.End - l.Start);
+        var around = loops.Where(l => l.Start <= main.Start && l.End >= main.End && (l.End - l.Start) > (main.End - main.Start))
+            .OrderBy(l => l.End - l.Start).FirstOrDefault();
+        if (around == default)
+            return (default, 0);
+        var others = loops.Count(l => l != main && l != around && l.Start >= around.Start && l.End <= around.End
+            && !(l.Start <= main.Start && l.End >= main.End));
+        var body = new List<string>();
+        for (var i = around.Start; i <= around.End; i++)
+        {
+            var inMain = i >= main.Start && i <= main.End;
+            for (var r = 0; r < (inMain ? mainTrips : 1); r++)
+                body.Add(ops[i].Op);
+        }
+        return (Mix(body), others);
+    }
+
+    static (List<(long Address, string Op, string Operands)> Ops, List<(int Start, int End, int Ffma)> Loops) Loops(string sass)
+    {
         var ops = new List<(long Address, string Op, string Operands)>();
         var labels = new Dictionary<string, int>();
         foreach (var line in sass.Split('\n'))
@@ -214,11 +276,12 @@ internal static class KernelReport
                 continue;
             loops.Add((start, i, ops.Skip(start).Take(i - start + 1).Count(o => o.Op.StartsWith("FFMA", StringComparison.Ordinal))));
         }
-        var most = loops.Count == 0 ? 0 : loops.Max(l => l.Ffma);
-        if (most == 0)
-            return default;
-        var loop = loops.Where(l => 2 * l.Ffma >= most).MinBy(l => l.End - l.Start);
-        var body = ops.Skip(loop.Start).Take(loop.End - loop.Start + 1).Select(o => o.Op).Where(op => op != "NOP").ToList();
+        return (ops, loops);
+    }
+
+    static LoopMix Mix(IEnumerable<string> ops)
+    {
+        var body = ops.Where(op => op != "NOP").ToList();
         static bool Is(string op, string name) => op == name || op.StartsWith(name + ".", StringComparison.Ordinal);
         string[] integer = ["IMAD", "IADD3", "LEA", "SHF", "LOP3", "ISETP", "IABS", "MOV", "SEL", "ISCADD", "IMNMX", "LEA.HI"];
         return new LoopMix(

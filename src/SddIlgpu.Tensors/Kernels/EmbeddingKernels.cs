@@ -40,8 +40,8 @@ internal sealed class EmbeddingKernels : IEmbeddingOps
         var width = Width("Embedding.Backward", tokens, dTable, dY);
         var vocab = (int)(dTable.Length / width);
         var ranges = Math.Clamp(TokenRanges > 0 ? TokenRanges
-            : device.IsHostMemory ? 1
-            : (int)((device.Accelerator.NumMultiprocessors * 512L + width - 1) / width), 1, vocab);
+            : device.Geometry.HostMemory ? 1
+            : (int)((device.Geometry.Multiprocessors * 512L + width - 1) / width), 1, vocab);
         var span = (vocab + ranges - 1) / ranges;
         ranges = (vocab + span - 1) / span;
         backward(device.Launching(), device.GridStride((long)ranges * width), tokens.View, dY.View, dTable.View,

@@ -28,7 +28,7 @@ internal sealed class GemmKernels : IGemmOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
         blocked = device.Load(nameof(GemmBlocked.BlockedKernel),
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmBlocked.BlockedKernel));
-        UseSimple = device.IsHostMemory;
+        UseSimple = device.Geometry.HostMemory;
     }
 
     /// <summary>

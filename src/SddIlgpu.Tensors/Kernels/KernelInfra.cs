@@ -74,7 +74,7 @@ internal static class KernelInfra
     /// </summary>
     public static int CooperativeGroups(this Device device, long items)
     {
-        var cap = device.IsHostMemory ? device.Accelerator.NumMultiprocessors : device.Accelerator.NumMultiprocessors * 32;
+        var cap = device.Geometry.HostMemory ? device.Geometry.Multiprocessors : device.Geometry.Multiprocessors * 32;
         return (int)Math.Clamp(items, 1, Math.Max(1, cap));
     }
 

@@ -10,9 +10,9 @@ internal sealed class KernelOps
 
     public KernelOps(Device device)
     {
-        cooperativeThreads = device.IsHostMemory
-            ? device.Accelerator.WarpSize
-            : Math.Min(KernelInfra.MaxCooperativeThreads, device.Accelerator.MaxNumThreadsPerGroup);
+        cooperativeThreads = device.Geometry.HostMemory
+            ? device.Geometry.WarpSize
+            : Math.Min(KernelInfra.MaxCooperativeThreads, device.Geometry.MaxGroupSize);
         Elementwise = new ElementwiseKernels(device);
         Reduction = new ReductionKernels(device);
         Random = new RandomKernels(device);

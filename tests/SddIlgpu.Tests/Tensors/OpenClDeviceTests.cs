@@ -57,4 +57,24 @@ public sealed class OpenClDeviceTests
         Assert.That(recorder.Launches.Select(l => (l.Groups, l.GroupSize)), Has.All.EqualTo((4L, 256)));
         Assert.That(y.ToArray(), Has.All.EqualTo(0f), "a dry replay runs no kernel");
     }
+    [Test]
+    public void ReplayShapesCooperativeLaunchesLikeTheGpuItStandsFor()
+    {
+        // The replay device is a CPU accelerator; the cooperative kernels' group size and grid must follow the
+        // replayed GPU (256 threads, up to 32 groups per SM), not the CPU accelerator's warp of 16 and its cores.
+        var recorder = new LaunchRecorder(dry: true);
+        using var device = Device.OpenLaunchReplay(LaunchGeometry.H100, recorder);
+        var x = device.AllocateTensor(new Shape(16384, 384), "x");
+        var y = device.AllocateTensor(new Shape(16384, 384), "y");
+        var rstd = device.AllocateTensor(new Shape(16384), "rstd");
+        var sum = device.AllocateTensor(new Shape(1), "sum");
+        device.Ops.Reduction.SumSquares(x, sum, 0);
+        device.Ops.Norm.Forward(x, null, y, rstd, 384, 1e-5f);
+        // Reduction: 512 partial groups, then one finishing group over the 512 partials.
+        // RMS norm over rows of 384: teams of 64 lanes (64 · 8 ≥ 384), 4 rows per group → 16,384 / 4 = 4,096 groups.
+        Assert.That(recorder.Launches.Select(l => (l.Kernel, l.Groups, l.GroupSize)), Is.EqualTo(new[]
+        {
+            ("PartialSumKernel", 512L, 256), ("FinishKernel", 1L, 256), ("RmsNormForwardKernel", 4096L, 256),
+        }));
+    }
 }
