@@ -1,6 +1,6 @@
 // Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Three kernels: the register-blocked
-// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products of at least
-// 128×128, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
+// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products made of whole
+// 128×128 tiles, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
 // (T, HS) heads, and a simple grid-stride one (one output per iteration) that the CPU accelerator runs and tests
 // use as the reference. All sum each dot product in k order.
 using ILGPU;
@@ -50,11 +50,20 @@ internal sealed class GemmKernels : IGemmOps
     {
         if (UseSimple)
             GemmSimple(spec, a, la, b, lb, c, lc);
-        else if (spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile)
+        else if (BlockedFits(spec))
             GemmBlockedOp(spec, a, la, b, lb, c, lc, causal);
         else
             GemmTiledOp(spec, a, la, b, lb, c, lc, causal);
     }
+
+    /// <summary>
+    /// Whether <see cref="Gemm"/> gives a product to the blocked kernel: only when M and N are whole 128-tiles. On
+    /// OpenCL (PoCL 3.1) the blocked kernel writes past N in a partial last column tile (768×344×128: 910 outputs
+    /// wrong; docs/perf.md, docs/kernels.md), a fault its PTX does not show but that no GPU has yet ruled out on
+    /// CUDA, so ragged products take the tiled kernel on every back end until the cause is found.
+    /// </summary>
+    internal static bool BlockedFits(in GemmSpec spec) =>
+        spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile && spec.M % GemmBlocked.Tile == 0 && spec.N % GemmBlocked.Tile == 0;
 
     /// <summary>The shared-memory tiled kernel: a 64×64 tile of C per 256-thread group, batch on the grid's Y.</summary>
     internal void GemmTiledOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
