@@ -166,13 +166,7 @@ public static class DatasetPreparer
         {
             cancel.ThrowIfCancellationRequested();
             var sets = new HashSet<int>[batch.Count];
-            ForEachPiece(batch.Count, o.Threads, i =>
-            {
-                var set = new HashSet<int>();
-                foreach (var r in Decode(batch[i].Piece).EnumerateRunes())
-                    set.Add(r.Value);
-                sets[i] = set;
-            }, cancel);
+            ForEachPiece(batch.Count, o.Threads, i => sets[i] = CodePoints(Decode(batch[i].Piece)), cancel);
             foreach (var s in sets)
                 seen.UnionWith(s);
             done = batch[^1].ConsumedAfter;
@@ -205,6 +199,32 @@ public static class DatasetPreparer
         });
         if (errors.FirstOrDefault(e => e is not null) is { } first)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+    }
+
+    /// <summary>The distinct code points of <paramref name="text"/>: a bitmap for the BMP (one test per char), a set beyond it.</summary>
+    static HashSet<int> CodePoints(string text)
+    {
+        var bmp = new bool[0x10000];
+        var set = new HashSet<int>();
+        var span = text.AsSpan();
+        for (var i = 0; i < span.Length; i++)
+        {
+            var c = span[i];
+            if (!char.IsSurrogate(c))
+            {
+                bmp[c] = true;
+                continue;
+            }
+            if (System.Text.Rune.DecodeFromUtf16(span[i..], out var r, out var used) == System.Buffers.OperationStatus.Done)
+            {
+                set.Add(r.Value);
+                i += used - 1;
+            }
+        }
+        for (var c = 0; c < bmp.Length; c++)
+            if (bmp[c])
+                set.Add(c);
+        return set;
     }
 
     readonly record struct BatchItem(TextPiece Piece, int InputIndex, long ConsumedAfter);
@@ -296,11 +316,25 @@ public static class DatasetPreparer
         var toVal = false;
         try
         {
-            foreach (var batch in Batches(inputs, o, b => progress?.Report(new PrepareProgress(b, total, tokens, documents, "encode")), () => 0))
+            // Batch k is written on this thread while batch k + 1 is read and encoded on the others, so writing
+            // overlaps encoding; at most two batches are in memory.
+            using var batches = Batches(inputs, o, b => progress?.Report(new PrepareProgress(b, total, tokens, documents, "encode")), () => 0).GetEnumerator();
+            (List<BatchItem>, int[][])? EncodeNext()
+            {
+                if (!batches.MoveNext())
+                    return null;
+                var b = batches.Current;
+                var e = new int[b.Count][];
+                ForEachPiece(b.Count, o.Threads, i => e[i] = EncodePiece(b[i].Piece, tokenizer), cancel);
+                return (b, e);
+            }
+            var current = EncodeNext();
+            while (current is var (batch, encoded))
             {
                 cancel.ThrowIfCancellationRequested();
-                var encoded = new int[batch.Count][];
-                ForEachPiece(batch.Count, o.Threads, i => encoded[i] = EncodePiece(batch[i].Piece, tokenizer), cancel);
+                var ahead = Task.Run(EncodeNext, cancel);
+                try
+                {
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var item = batch[i];
@@ -328,6 +362,20 @@ public static class DatasetPreparer
                     tokens += encoded[i].Length;
                 }
                 progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
+                }
+                catch
+                {
+                    // The reader must stop before its enumerator is disposed; its own error, if any, comes second.
+                    try
+                    {
+                        ahead.Wait(CancellationToken.None);
+                    }
+                    catch (AggregateException)
+                    {
+                    }
+                    throw;
+                }
+                current = ahead.GetAwaiter().GetResult();
             }
             if (positionSplit)
             {
