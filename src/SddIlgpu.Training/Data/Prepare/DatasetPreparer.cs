@@ -335,33 +335,33 @@ public static class DatasetPreparer
                 var ahead = Task.Run(EncodeNext, cancel);
                 try
                 {
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    var item = batch[i];
-                    if (item.Piece.StartsDocument)
+                    for (var i = 0; i < batch.Count; i++)
                     {
-                        perInput[item.InputIndex]++;
-                        if (!positionSplit)
+                        var item = batch[i];
+                        if (item.Piece.StartsDocument)
                         {
-                            toVal = o.ValDocs is int n ? documents < n : Philox.Uniform(o.Seed, sepStream, (ulong)documents) < o.ValFraction;
-                            var writer = toVal ? valWriter : trainWriter;
-                            var sep = SeparatorBefore(tokenizer, toVal ? valDocs == 0 : trainDocs == 0);
-                            if (sep >= 0)
-                                writer.Write([sep]);
-                            if (toVal)
-                                valDocs++;
-                            else
-                                trainDocs++;
+                            perInput[item.InputIndex]++;
+                            if (!positionSplit)
+                            {
+                                toVal = o.ValDocs is int n ? documents < n : Philox.Uniform(o.Seed, sepStream, (ulong)documents) < o.ValFraction;
+                                var writer = toVal ? valWriter : trainWriter;
+                                var sep = SeparatorBefore(tokenizer, toVal ? valDocs == 0 : trainDocs == 0);
+                                if (sep >= 0)
+                                    writer.Write([sep]);
+                                if (toVal)
+                                    valDocs++;
+                                else
+                                    trainDocs++;
+                            }
+                            documents++;
                         }
-                        documents++;
+                        if (positionSplit)
+                            all!.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encoded[i].AsSpan()));
+                        else
+                            (toVal ? valWriter : trainWriter).Write(encoded[i]);
+                        tokens += encoded[i].Length;
                     }
-                    if (positionSplit)
-                        all!.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encoded[i].AsSpan()));
-                    else
-                        (toVal ? valWriter : trainWriter).Write(encoded[i]);
-                    tokens += encoded[i].Length;
-                }
-                progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
+                    progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
                 }
                 catch
                 {
