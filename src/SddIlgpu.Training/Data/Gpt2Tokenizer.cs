@@ -28,7 +28,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public int[] Encode(string text)
     {
         Tokenizers.RequireWellFormed(text);
-        return [.. Shared.Value.Ordinary.Value!.EncodeToIds(text)];
+        return [.. Shared.Value.Ordinary.EncodeToIds(text)];
     }
 
     public string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
@@ -44,11 +44,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
     public string ToJson() => TokenizerJson.Write(this);
 
-    /// <summary>
-    /// The ordinary encoder, one per thread (Microsoft.ML.Tokenizers' BPE cache takes a lock on every lookup, so
-    /// one shared encoder made a two-thread `sdd prepare` slower than one thread), and the bytes of every id.
-    /// </summary>
-    sealed record Bpe(ThreadLocal<Tokenizer> Ordinary, byte[][] TokenBytes)
+    /// <summary>The ordinary encoder and the bytes of every id.</summary>
+    sealed record Bpe(Tokenizer Ordinary, byte[][] TokenBytes)
     {
         // tiktoken's r50k_base pattern (openai_public.py), the one Microsoft.ML.Tokenizers uses for "gpt2".
         const string Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -84,10 +81,9 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
             // The pre-tokenizer is given no special tokens, so none is matched in the text; the tokenizer knows
             // <|endoftext|> only to decode it.
-            var vocabBytes = vocab.ToArray();
-            var regex = new Regex(Pattern, RegexOptions.Compiled);
-            var ordinary = new ThreadLocal<Tokenizer>(() => TiktokenTokenizer.Create(new MemoryStream(vocabBytes, writable: false),
-                new RegexPreTokenizer(regex, null), null, new Dictionary<string, int> { [EndOfTextText] = EndOfText }));
+            vocab.Position = 0;
+            var ordinary = TiktokenTokenizer.Create(vocab, new RegexPreTokenizer(new Regex(Pattern, RegexOptions.Compiled), null), null,
+                new Dictionary<string, int> { [EndOfTextText] = EndOfText });
             return new Bpe(ordinary, table);
         }
     }
