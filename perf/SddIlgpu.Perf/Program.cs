@@ -8,7 +8,7 @@ using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
-// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [shape...] | step PRESET DEVICE BATCH
+// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
 switch (args)
@@ -21,7 +21,7 @@ switch (args)
         return;
     case ["gemm", .. var shapes]:
         var peak = CpuBench.Peak();
-        CpuBench.Gemm(shapes.Length > 0 ? shapes : CpuBench.ModelShapes, peak);
+        CpuBench.Gemm(shapes is ["wgrad"] ? CpuBench.WeightGradShapes : shapes.Length > 0 ? shapes : CpuBench.ModelShapes, peak);
         return;
     case ["step", var preset, var dev, var batch, .. var rest]:
         CpuBench.Step(preset, dev, int.Parse(batch), rest.Length > 1 ? int.Parse(rest[1]) : 5, rest.Length > 0 ? int.Parse(rest[0]) : 30);
