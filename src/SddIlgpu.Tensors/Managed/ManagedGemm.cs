@@ -174,20 +174,22 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     const int L1Floats = 8192;
 
     /// <summary>
-    /// Each A panel stays in L1 across the B panels of an NC-column block, which stream from L2. A panel that
-    /// needs packing is packed once: to one reused (L1-hot) slot when N is one block, else on the first column
-    /// block to its own slot of the MC×KC buffer.
+    /// Each A panel stays in L1 across the B panels of an NC-column block, which stream from L2. Packed Aᵀ is
+    /// packed whole up front (<see cref="GemmPacking.PackTransposedBlock"/>); another panel that needs packing is
+    /// packed once: to one reused (L1-hot) slot when N is one block, else on the first column block to its own
+    /// slot of the MC×KC buffer.
     /// </summary>
     void APanelOuter(in BlockView v, float* packedA)
     {
         int mr = micro.MR, nr = micro.NR;
-        var slots = v.NTiles > NC;
+        var whole = PackTransposedBlock(v, packedA);
+        var slots = whole || v.NTiles > NC;
         for (var jc = 0; jc < v.NTiles; jc += NC)
         {
             var jEnd = Math.Min(v.NTiles, jc + NC);
             for (var ir = 0; ir < v.Rows; ir += mr)
             {
-                var panel = PanelA(v, ir, slots ? packedA + (long)ir * v.Kc : packedA, out var aK, out var aR, pack: jc == 0);
+                var panel = PanelA(v, ir, slots ? packedA + (long)ir * v.Kc : packedA, out var aK, out var aR, pack: !whole && jc == 0);
                 if (v.Rows - ir <= mr / 2)
                     EdgeRows(v, ir, panel, jc, jEnd);
                 else
@@ -201,8 +203,9 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     void BPanelOuter(in BlockView v, float* packedA)
     {
         int mr = micro.MR, edge = v.Rows % mr != 0 && v.Rows % mr <= mr / 2 ? v.Rows - v.Rows % mr : v.Rows;
-        for (var ir = 0; ir < v.Rows; ir += mr)
-            PanelA(v, ir, packedA + (long)ir * v.Kc, out _, out _);
+        if (!PackTransposedBlock(v, packedA))
+            for (var ir = 0; ir < v.Rows; ir += mr)
+                PanelA(v, ir, packedA + (long)ir * v.Kc, out _, out _);
         for (var jr = 0; jr < v.NTiles; jr += micro.NR)
             for (var ir = 0; ir < edge; ir += mr)
             {
@@ -237,7 +240,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     float* PanelA(in BlockView v, int ir, float* dst, out nint aK, out nint aR, bool pack = true)
     {
         int mr = micro.MR, count = Math.Min(mr, v.Rows - ir);
-        if (count == mr && (!v.TransA || (v.Lda >= InPlaceTransposedLd && v.Lda % AliasingLd != 0)))
+        if (count == mr && (!v.TransA || TransposedInPlace(v.Lda)))
         {
             if (v.TransA)
             {
@@ -251,6 +254,17 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             GemmPacking.Pack(v.A, v.Lda, v.TransA, v.I0 + ir, count, v.K0, v.Kc, mr, dst);
         (aK, aR) = (mr, 1);
         return dst;
+    }
+
+    static bool TransposedInPlace(int lda) => lda >= InPlaceTransposedLd && lda % AliasingLd != 0;
+
+    /// <summary>Stored Aᵀ that is not read in place: the whole block packed to its panel slots (panel p at p·MR·kc); false otherwise.</summary>
+    bool PackTransposedBlock(in BlockView v, float* packedA)
+    {
+        if (!v.TransA || TransposedInPlace(v.Lda))
+            return false;
+        GemmPacking.PackTransposedBlock(v.A + (long)v.K0 * v.Lda + v.I0, v.Lda, v.Rows, v.Kc, micro.MR, packedA);
+        return true;
     }
 
     void Tile(in BlockView v, int ir, int jr, float* panel, nint aK, nint aR)
