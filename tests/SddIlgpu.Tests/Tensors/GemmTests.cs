@@ -16,7 +16,7 @@ public sealed class GemmTests(string deviceName)
     GemmKernels Gemm => device.Kernels.Gemm;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     /// <summary>C = α·op(A)·op(B) + β·C in float64, straight from the MatrixLayout formula (the doctor's reference).</summary>
     internal static double[] Reference(in GemmSpec s, float[] a, in MatrixLayout la, float[] b, in MatrixLayout lb, float[] c, in MatrixLayout lc) =>
