@@ -3,7 +3,7 @@
 clipping, torch.optim.AdamW) of a preset with the definitions of sdd_reference.py, in float32.
 
 Usage: /usr/bin/python3 torch_cpu.py PATH/TO/sdd_reference.py PRESET BATCH [STEPS] [WARMUP] [THREADS]
-           [--allow-reference-blas] [--export FILE [--export-steps N]]
+           [--allow-reference-blas] [--which-blas] [--export FILE [--export-steps N]]
 Prints which BLAS library provides the sgemm_ that torch calls (resolved from the loaded libtorch_cpu, then
 dladdr), the median seconds per step and tokens/s, and a line "TPS <preset> torch <tokens/s>". Refuses to run
 on the netlib reference BLAS (Debian's libblas3, ~6 GFLOP/s) unless --allow-reference-blas is given: select
@@ -92,6 +92,7 @@ def main():
     p.add_argument("threads", type=int, nargs="?", default=2)
     p.add_argument("--allow-reference-blas", action="store_true",
                    help="time even on the netlib reference BLAS (not a fair anchor)")
+    p.add_argument("--which-blas", action="store_true", help="print the BLAS line (and refuse as usual), then exit")
     p.add_argument("--export", metavar="FILE", help="write weights, one batch and the losses of --export-steps steps")
     p.add_argument("--export-steps", type=int, default=4)
     a = p.parse_args()
@@ -102,6 +103,8 @@ def main():
               "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp (apt-get install libopenblas0-openmp) "
               "or pass --allow-reference-blas.", file=sys.stderr)
         return 2
+    if a.which_blas:
+        return 0
     ref = load_reference(a.reference)
     torch.set_default_dtype(torch.float32)
     torch.set_num_threads(a.threads)

@@ -70,6 +70,8 @@ public static class Bench
     /// </summary>
     public static int Verify(string path, AttentionKind attention)
     {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"verify: '{path}' does not exist; write it with /usr/bin/python3 perf/cpu/torch_cpu.py REFERENCE PRESET BATCH --export FILE.");
         var file = Safetensors.Read(path);
         var preset = Meta(file, path, "preset");
         var batch = int.Parse(Meta(file, path, "batch"), CultureInfo.InvariantCulture);
