@@ -55,7 +55,7 @@ if [[ "$libtorch" != no ]]; then
   if libtorch_info="$("$root/perf/libtorch/run.sh" prepare 2>&1)"; then
     libtorch=yes libtorch_info="$(tail -n 1 <<<"$libtorch_info" | sed 's/^# //'), attention $attention"
   elif [[ "$libtorch" == yes ]]; then
-    die "libtorch cannot run: $libtorch_info"
+    die "libtorch cannot run: $(tail -n 1 <<<"$libtorch_info")"
   else
     libtorch=no libtorch_info="skipped: $(tail -n 1 <<<"$libtorch_info")"
   fi
@@ -97,7 +97,7 @@ for (( r = 0; r < rounds; r++ )); do
         cat "$out" >&2
         die "round $(( r + 1 )): $who on $p failed (output above)."
       fi
-      grep -v -e '^TPS ' -e '^# torch .* BLAS: ' "$out" | sed "s/^/[round $(( r + 1 ))] /"
+      grep -v -e '^TPS ' -e '^# torch .* BLAS: ' "$out" | sed "s/^/[round $(( r + 1 ))] /" || true
       grep '^TPS ' "$out" >>"$log" || die "round $(( r + 1 )): $who on $p printed no TPS line."
     done
   done

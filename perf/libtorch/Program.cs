@@ -25,15 +25,15 @@ try
     switch (positional)
     {
         case ["step", var preset, var batch, .. var rest] when rest.Length <= 2:
-            Bench.Step(preset, Int(batch, "BATCH"), rest.Length > 0 ? Int(rest[0], "STEPS") : 30, rest.Length > 1 ? Int(rest[1], "WARMUP") : 5, attention);
+            Bench.Step(preset, Int(batch, "BATCH"), rest.Length > 0 ? Int(rest[0], "STEPS") : 30, rest.Length > 1 ? Int(rest[1], "WARMUP", allowZero: true) : 5, attention);
             return 0;
         case ["verify", var file]:
             return Bench.Verify(file, attention);
         case ["attention"]:
-            Bench.Attention(4, 256, 6, 64, Option(options, "iters", 50), Option(options, "warmup", 5));
+            Bench.Attention(4, 256, 6, 64, Option(options, "iters", 50), Option(options, "warmup", 5, allowZero: true));
             return 0;
         case ["attention", var b, var t, var nh, var hs]:
-            Bench.Attention(Int(b, "B"), Int(t, "T"), Int(nh, "NH"), Int(hs, "HS"), Option(options, "iters", 50), Option(options, "warmup", 5));
+            Bench.Attention(Int(b, "B"), Int(t, "T"), Int(nh, "NH"), Int(hs, "HS"), Option(options, "iters", 50), Option(options, "warmup", 5, allowZero: true));
             return 0;
         case ["gemm", .. var shapes]:
             Bench.Gemm(shapes.Length > 0 ? shapes.Select(ParseShape).ToList() : Bench.ModelGemmShapes(), Option(options, "samples", 15));
@@ -70,12 +70,12 @@ static (string[] Positional, Dictionary<string, string> Options) Split(string[] 
     return ([.. positional], options);
 }
 
-static int Option(Dictionary<string, string> options, string name, int fallback) =>
-    options.TryGetValue(name, out var v) ? Int(v, "--" + name) : fallback;
+static int Option(Dictionary<string, string> options, string name, int fallback, bool allowZero = false) =>
+    options.TryGetValue(name, out var v) ? Int(v, "--" + name, allowZero) : fallback;
 
-static int Int(string s, string what) =>
-    int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v
-        : throw new ArgumentException($"{what} must be a positive integer, not '{s}'.");
+static int Int(string s, string what, bool allowZero = false) =>
+    int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && (v > 0 || allowZero && v == 0) ? v
+        : throw new ArgumentException($"{what} must be a {(allowZero ? "non-negative" : "positive")} integer, not '{s}'.");
 
 static (int M, int N, int K) ParseShape(string s)
 {

@@ -33,6 +33,7 @@ done
 
 fetch_runtime() {
   local work
+  mkdir -p "$cache" 2>/dev/null && [[ -w "$cache" ]] || die "cannot write the cache folder '$cache'; set SDD_PERF_CACHE to a writable folder."
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
@@ -47,7 +48,6 @@ fetch_runtime() {
     dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$work/root/VERSIONS"
   done
   [[ -x "$work/root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ]] || die "trixie's libc6 has no ld-linux-x86-64.so.2 where expected."
-  mkdir -p "$cache"
   rm -rf "$rt.tmp" && mv "$work/root" "$rt.tmp" && rm -rf "$rt" && mv "$rt.tmp" "$rt"
 }
 [[ -f "$rt/VERSIONS" && -x "$lib/ld-linux-x86-64.so.2" ]] || fetch_runtime
