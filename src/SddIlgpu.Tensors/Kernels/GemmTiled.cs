@@ -74,6 +74,9 @@ internal static class GemmTiled
                 g.Store(c, baseC, m, n, c20); g.Store(c, baseC, m, n + 16, c21); g.Store(c, baseC, m, n + 32, c22); g.Store(c, baseC, m, n + 48, c23);
                 m += 16;
                 g.Store(c, baseC, m, n, c30); g.Store(c, baseC, m, n + 16, c31); g.Store(c, baseC, m, n + 32, c32); g.Store(c, baseC, m, n + 48, c33);
+                // As in GemmBlocked: keeps the guarded stores' branches out of the tile loop's back edge, where PoCL
+                // 3.1 ran a guarded store for the whole group (docs/kernels.md). No shared memory is read after it.
+                Group.Barrier();
             }
         }
     }
