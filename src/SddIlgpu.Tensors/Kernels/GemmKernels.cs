@@ -55,8 +55,8 @@ internal sealed class GemmKernels : IGemmOps
     {
         if (UseSimple)
             GemmSimple(spec, a, la, b, lb, c, lc);
-        else if (UsesBlocked(spec) && SplitsOf(spec, causal) > 1)
-            GemmSplitKOp(spec, a, la, b, lb, c, lc, SplitsOf(spec, causal));
+        else if (SplitsOf(spec, causal) is > 1 and var splits)
+            GemmSplitKOp(spec, a, la, b, lb, c, lc, splits);
         else if (UsesBlocked(spec))
             GemmBlockedOp(spec, a, la, b, lb, c, lc, causal);
         else
@@ -97,14 +97,15 @@ internal sealed class GemmKernels : IGemmOps
 
     /// <summary>
     /// How many K ranges <see cref="Gemm"/> splits a product into: 1 unless it is a single, non-causal matrix whose
-    /// 128-tiles are fewer than the device's multiprocessors (the weight gradients dW = Xᵀ·dY: a few tiles, K = B·T);
-    /// then enough ranges of at least <see cref="MinSplitK"/> for two groups per multiprocessor.
+    /// tiles (of the kernel it takes: 128 or 64) are fewer than the device's multiprocessors (the weight gradients
+    /// dW = Xᵀ·dY: a few tiles, K = B·T); then enough ranges of at least <see cref="MinSplitK"/> for two groups per
+    /// multiprocessor.
     /// </summary>
     internal int SplitsOf(in GemmSpec spec, int causal = GemmArgs.CausalNone)
     {
         if (spec.BatchCount != 1 || causal != GemmArgs.CausalNone)
             return 1;
-        var tiles = GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N);
+        var tiles = TilesOf(spec);
         var sms = device.Geometry.Multiprocessors;
         if (tiles >= sms)
             return 1;
@@ -112,7 +113,7 @@ internal sealed class GemmKernels : IGemmOps
     }
 
     /// <summary>
-    /// Deterministic split-K with the blocked kernel: K is cut into <paramref name="splits"/> ranges of a multiple of
+    /// Deterministic split-K with the blocked kernel (the tiled one when M or N is under 128): K is cut into <paramref name="splits"/> ranges of a multiple of
     /// the k-slice (the last one shorter); group (tile, range r) writes op(A)·op(B) over its range to partial r of a
     /// scratch buffer (kept by this object, grown on first use), then one thread per output adds the partials in
     /// range order: C = α·Σ_r partial_r + β·C. Same inputs, same bits; no atomics.
@@ -139,12 +140,17 @@ internal sealed class GemmKernels : IGemmOps
             new GemmLayout(pla, spec.TransA ? 1 : la.Ld, spec.TransA ? la.Ld : 1),
             new GemmLayout(plb, spec.TransB ? 1 : lb.Ld, spec.TransB ? lb.Ld : 1),
             new GemmLayout(plc, plc.Ld, 1), GemmArgs.CausalNone, kLast);
-        var tiles = GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N);
-        blocked(device.Launching(), new KernelConfig(new Index2D(tiles, ranges), new Index2D(GemmBlocked.Threads, 1)),
-            a.View, b.View, partials.View, args);
+        var config = new KernelConfig(new Index2D(TilesOf(spec), ranges),
+            new Index2D(UsesBlocked(spec) ? GemmBlocked.Threads : GemmTiled.Threads, 1));
+        (UsesBlocked(spec) ? blocked : tiled)(device.Launching(), config, a.View, b.View, partials.View, args);
         splitKSum(device.Launching(), device.GridStride(mn), partials.View, c.View,
             new SplitKSum(spec.M, spec.N, ranges, lc.Offset, lc.Ld, spec.Alpha, spec.Beta));
     }
+
+    /// <summary>Tiles of C in the kernel <see cref="Gemm"/> gives the product to (blocked or tiled).</summary>
+    static int TilesOf(in GemmSpec spec) => UsesBlocked(spec)
+        ? GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N)
+        : GemmTiled.TilesOf(spec.M) * GemmTiled.TilesOf(spec.N);
 
     /// <summary>The split-K scratch, at least <paramref name="floats"/> long (allocated by the first split product that needs more).</summary>
     Tensor SplitPartials(long floats)

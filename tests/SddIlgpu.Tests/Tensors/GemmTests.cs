@@ -211,14 +211,15 @@ public sealed class GemmTests(string deviceName)
     }
 
     /// <summary>
-    /// Split-K (the weight gradients' path when a product has fewer tiles than the GPU has multiprocessors) forced
-    /// with a given number of K ranges, K not a multiple of the range or the k-slice, every transpose, β = 0 and the
+    /// Split-K (the weight gradients' path when a product has fewer tiles than the GPU has multiprocessors; through
+    /// the blocked kernel, or the tiled one when M or N is under 128) forced with a given number of K ranges, K not a multiple of the range or the k-slice, every transpose, β = 0 and the
     /// accumulating β of dW += Xᵀ·dY: float64 result, untouched guards around C, and the same bits on a repeat.
     /// </summary>
     [TestCase(130, 129, 77, 3, false)]
     [TestCase(7, 33, 19, 2, false)]
     [TestCase(384, 384, 1029, 8, true)]
     [TestCase(200, 344, 1000, 5, true)]
+    [TestCase(65, 384, 515, 6, true)]
     public void SplitKMatchesFloat64LeavesTheGuardsAndRepeatsBitForBit(int m, int n, int k, int splits, bool modelShape)
     {
         if (modelShape && device.IsHostMemory)

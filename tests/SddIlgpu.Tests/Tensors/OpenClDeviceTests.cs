@@ -97,6 +97,8 @@ public sealed class OpenClDeviceTests
         Assert.That(recorder.Launches.Select(l => l.Kernel), Is.EqualTo(new[] { "BlockedKernel", "SplitKSumKernel" }));
         Assert.That(recorder.Launches[0].Groups, Is.EqualTo(270L));
         Assert.That(recorder.Launches[1].Groups, Is.GreaterThanOrEqualTo(2L * LaunchGeometry.H100.Multiprocessors));
+        // The head's dW (V 65 × C 384) takes the tiled kernel: 2 × 6 tiles of 64, 22 ranges → 264 groups.
+        Assert.That(device.Kernels.Gemm.SplitsOf(new GemmSpec(65, 384, 16384, TransA: true, Beta: 1f)), Is.EqualTo(22));
         // A product with as many tiles as SMs is not split; nor is a batched one.
         Assert.That(device.Kernels.Gemm.SplitsOf(new GemmSpec(16384, 1536, 384)), Is.EqualTo(1));
         Assert.That(device.Kernels.Gemm.SplitsOf(spec with { BatchOuter = 2 }), Is.EqualTo(1));
