@@ -1,6 +1,7 @@
 // Benchmarks entry point: `dotnet run -c Release -- --filter '*Gemm*'` runs BenchmarkDotNet; `probe` times
 // one call of every GEMM case on ilgpu-cpu first, to find the sizes too slow to benchmark there; `kernels` prints
-// the kernel report (ptxas resources, occupancy, launch geometry at baby-gpt sizes, GEMM loop mix; docs/kernels.md).
+// the kernel report (ptxas resources, occupancy, launch geometry at baby-gpt sizes, GEMM loop mix; docs/kernels.md);
+// `kernel-source NAME DIR` writes that kernel's PTX and OpenCL C (what the report and the devices compile) to DIR.
 // The CPU figures of issue 6 come from the plain timing modes below.
 using BenchmarkDotNet.Running;
 using SddIlgpu.Perf;
@@ -15,6 +16,9 @@ switch (args)
 {
     case ["kernels", ..]:
         Environment.Exit(KernelReport.Run(Console.Out));
+        return;
+    case ["kernel-source", var name, var dir]:
+        Environment.Exit(KernelReport.WriteSources(name, dir));
         return;
     case ["peak", ..]:
         CpuBench.Peak();
