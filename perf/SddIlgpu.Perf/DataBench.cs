@@ -49,4 +49,42 @@ static class DataBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"baseline {kind}: {bytes / 1e6:F1} MB, {tokens:N0} tokens in {s:F2} s = {bytes / 1e6 / s:F2} MB/s (1 thread, Microsoft.ML.Tokenizers {typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version})"));
     }
+
+    /// <summary>
+    /// How the tokenizer alone scales: 1 MiB blocks of <paramref name="path"/> held in memory, encoded on 1 and 2
+    /// threads with one shared GPT-2 tokenizer and with one tokenizer per thread, in alternating rounds (MB/s).
+    /// </summary>
+    public static void EncodeScaling(string path, int rounds)
+    {
+        var blocks = new List<string>();
+        var block = new StringBuilder(1 << 21);
+        foreach (var line in File.ReadLines(path))
+        {
+            block.Append(line).Append('\n');
+            if (block.Length >= 1 << 20)
+            {
+                blocks.Add(block.ToString());
+                block.Clear();
+            }
+        }
+        if (block.Length > 0)
+            blocks.Add(block.ToString());
+        var bytes = new FileInfo(path).Length;
+        var shared = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForModel("gpt2");
+        foreach (var round in Enumerable.Range(1, rounds))
+            foreach (var threads in new[] { 1, 2 })
+                foreach (var own in new[] { false, true })
+                {
+                    using var local = new ThreadLocal<Microsoft.ML.Tokenizers.Tokenizer>(() => Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForModel("gpt2"));
+                    if (own)
+                        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => local.Value!.EncodeToIds("warm up"));
+                    long tokens = 0;
+                    var clock = Stopwatch.StartNew();
+                    Parallel.For(0, blocks.Count, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                        i => Interlocked.Add(ref tokens, (own ? local.Value! : shared).EncodeToIds(blocks[i]).Count));
+                    var sec = clock.Elapsed.TotalSeconds;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"round {round} threads {threads} {(own ? "own tokenizer" : "shared tokenizer")}: {tokens:N0} tokens, {bytes / 1e6 / sec:F1} MB/s, GCs gen0 {GC.CollectionCount(0)} gen2 {GC.CollectionCount(2)}"));
+                }
+    }
 }

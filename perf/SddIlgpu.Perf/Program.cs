@@ -33,6 +33,9 @@ switch (args)
     case ["corpus", var mb, var path]:
         DataBench.Corpus(int.Parse(mb, System.Globalization.CultureInfo.InvariantCulture), path);
         return;
+    case ["encode-scaling", var path, .. var rest]:
+        DataBench.EncodeScaling(path, rest.Length > 0 ? int.Parse(rest[0]) : 3);
+        return;
     case ["encode-baseline", var path, var kind]:
         DataBench.EncodeBaseline(path, kind);
         return;
