@@ -3,6 +3,7 @@
 using System.Diagnostics;
 using NUnit.Framework;
 using SddIlgpu.Layers;
+using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Checkpoints;
 using SddIlgpu.Training.Metrics;
@@ -56,7 +57,8 @@ public sealed class RunSafetyCliTests
     public void TheDeviceMemoryTooSmallMessageGivesTheEstimateAndTheLargestBatch()
     {
         var r = CliRunner.Run("train", "--device", "cpu", "--batch", "1000000", "--out", Path.Combine(dir, "run"));
-        var e = MemoryEstimate.For(ModelConfig.Preset("tiny", 54, Residual.Post, LinearKind.SddCode), TrainConfig.ForPreset("tiny") with { Batch = 1_000_000 });
+        var e = MemoryEstimate.For(ModelConfig.Preset("tiny", 54, Residual.Post, LinearKind.SddCode), TrainConfig.ForPreset("tiny") with { Batch = 1_000_000 },
+            AttentionStorage.Fused);
         Assert.That(r.Err, Does.Contain(MemoryEstimate.Format(e.RequiredBytes(true))).And.Contain("parameters 411.25 KiB (105,280)"));
         Assert.That(r.Err, Does.Match(@"the largest batch that fits is \d+ \(--batch \d+"));
     }
