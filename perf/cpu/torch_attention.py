@@ -6,6 +6,8 @@ this torch has it, F.scaled_dot_product_attention(is_causal=True), in alternatin
 Compare with `SddIlgpu.Perf.dll attention PRESET BATCH` (same shape, 2 threads).
 
 Usage: /usr/bin/python3 torch_attention.py [PRESET] [BATCH] [ROUNDS] [THREADS]
+Run it on OpenBLAS as perf/cpu/compare.sh does (Debian's torch otherwise links the reference BLAS):
+  OMP_NUM_THREADS=2 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 torch_attention.py baby-gpt 4
 """
 import argparse, statistics, time
 import torch
