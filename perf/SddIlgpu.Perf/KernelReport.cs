@@ -130,6 +130,29 @@ internal static class KernelReport
         }
     }
 
+    /// <summary>
+    /// Writes the PTX (ISA 7.8) and OpenCL C (O2) of every kernel whose <c>Class.Method</c> name contains
+    /// <paramref name="name"/> to <paramref name="dir"/>, for reading the code a back end compiles.
+    /// </summary>
+    public static int WriteSources(string name, string dir)
+    {
+        var kernels = KernelCatalog.All.Where(k => KernelCatalog.Name(k).Contains(name, StringComparison.Ordinal)).ToList();
+        if (kernels.Count == 0)
+        {
+            Console.Error.WriteLine($"kernel-source: no kernel name contains '{name}'; the kernels are {string.Join(", ", KernelCatalog.All.Select(KernelCatalog.Name))}.");
+            return 2;
+        }
+        Directory.CreateDirectory(dir);
+        foreach (var kernel in kernels)
+        {
+            var path = Path.Combine(dir, KernelCatalog.Name(kernel));
+            File.WriteAllText(path + ".ptx", KernelCatalog.CompilePtx(kernel));
+            File.WriteAllText(path + ".cl", KernelCatalog.CompileOpenCL(kernel));
+            Console.WriteLine($"{path}.ptx, {path}.cl");
+        }
+        return 0;
+    }
+
     static string Occ(SmLimits sm, PtxasResources r, int group) =>
         group == 0 ? "-" : $"{100 * sm.Occupancy(r.Registers, r.Shared, group):F1}%";
 

@@ -1,6 +1,7 @@
 // Benchmarks entry point: `dotnet run -c Release -- --filter '*Gemm*'` runs BenchmarkDotNet; `probe` times
 // one call of every GEMM case on ilgpu-cpu first, to find the sizes too slow to benchmark there; `kernels` prints
-// the kernel report (ptxas resources, occupancy, launch geometry at baby-gpt sizes, GEMM loop mix; docs/kernels.md).
+// the kernel report (ptxas resources, occupancy, launch geometry at baby-gpt sizes, GEMM loop mix; docs/kernels.md);
+// `kernel-source NAME DIR` writes that kernel's PTX and OpenCL C (what the report and the devices compile) to DIR.
 // The CPU figures of issue 6 come from the plain timing modes below.
 using BenchmarkDotNet.Running;
 using SddIlgpu.Perf;
@@ -8,7 +9,7 @@ using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
-// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [shape...] | step PRESET DEVICE BATCH
+// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND. Issue 14: attention PRESET BATCH [ROUNDS]
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
@@ -17,12 +18,15 @@ switch (args)
     case ["kernels", ..]:
         Environment.Exit(KernelReport.Run(Console.Out));
         return;
+    case ["kernel-source", var name, var dir]:
+        Environment.Exit(KernelReport.WriteSources(name, dir));
+        return;
     case ["peak", ..]:
         CpuBench.Peak();
         return;
     case ["gemm", .. var shapes]:
         var peak = CpuBench.Peak();
-        CpuBench.Gemm(shapes.Length > 0 ? shapes : CpuBench.ModelShapes, peak);
+        CpuBench.Gemm(shapes is ["wgrad"] ? CpuBench.WeightGradShapes : shapes.Length > 0 ? shapes : CpuBench.ModelShapes, peak);
         return;
     case ["step", var preset, var dev, var batch, .. var rest]:
         CpuBench.Step(preset, dev, int.Parse(batch), rest.Length > 1 ? int.Parse(rest[1]) : 5, rest.Length > 0 ? int.Parse(rest[0]) : 30);

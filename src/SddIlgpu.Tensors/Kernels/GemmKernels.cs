@@ -1,6 +1,6 @@
 // Batched C = α·op(A)·op(B) + β·C (the contract of IGemmOps in Ops/IOps.cs). Three kernels: the register-blocked
-// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products made of whole
-// 128×128 tiles, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
+// one (GemmBlocked.cs: 128×128 tiles, 8×8 per thread, double-buffered K-slices) for GPU products of at least
+// 128×128, the tiled one (GemmTiled.cs: 64×64 tiles, 4×4 per thread) for smaller ones such as attention's
 // (T, HS) heads, and a simple grid-stride one (one output per iteration) that the CPU accelerator runs and tests
 // use as the reference. All sum each dot product in k order.
 using ILGPU;
@@ -18,6 +18,9 @@ internal sealed class GemmKernels : IGemmOps
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> simple;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> tiled;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> blocked;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, SplitKSum> splitKSum;
+    Arena? splitArena;
+    Tensor? splitPartials;
 
     public GemmKernels(Device device)
     {
@@ -28,6 +31,8 @@ internal sealed class GemmKernels : IGemmOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiled.TiledKernel));
         blocked = device.Load(nameof(GemmBlocked.BlockedKernel),
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmBlocked.BlockedKernel));
+        splitKSum = device.Load(nameof(SplitKSumKernel),
+            a => a.LoadKernel<ArrayView<float>, ArrayView<float>, SplitKSum>(SplitKSumKernel));
         UseSimple = device.Geometry.HostMemory;
     }
 
@@ -50,20 +55,19 @@ internal sealed class GemmKernels : IGemmOps
     {
         if (UseSimple)
             GemmSimple(spec, a, la, b, lb, c, lc);
-        else if (BlockedFits(spec))
+        else if (SplitsOf(spec, causal) is > 1 and var splits)
+            GemmSplitKOp(spec, a, la, b, lb, c, lc, splits);
+        else if (UsesBlocked(spec))
             GemmBlockedOp(spec, a, la, b, lb, c, lc, causal);
         else
             GemmTiledOp(spec, a, la, b, lb, c, lc, causal);
     }
 
     /// <summary>
-    /// Whether <see cref="Gemm"/> gives a product to the blocked kernel: only when M and N are whole 128-tiles. On
-    /// OpenCL (PoCL 3.1) the blocked kernel writes past N in a partial last column tile (768×344×128: 910 outputs
-    /// wrong; docs/perf.md, docs/kernels.md), a fault its PTX does not show but that no GPU has yet ruled out on
-    /// CUDA, so ragged products take the tiled kernel on every back end until the cause is found.
+    /// Whether <see cref="Gemm"/> gives a product to the blocked kernel: when M and N both reach a 128-tile, ragged
+    /// edges included (smaller products would leave most of a 128-tile idle; they take the 64×64 tiled kernel).
     /// </summary>
-    internal static bool BlockedFits(in GemmSpec spec) =>
-        spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile && spec.M % GemmBlocked.Tile == 0 && spec.N % GemmBlocked.Tile == 0;
+    internal static bool UsesBlocked(in GemmSpec spec) => spec.M >= GemmBlocked.Tile && spec.N >= GemmBlocked.Tile;
 
     /// <summary>The shared-memory tiled kernel: a 64×64 tile of C per 256-thread group, batch on the grid's Y.</summary>
     internal void GemmTiledOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
@@ -86,6 +90,94 @@ internal sealed class GemmKernels : IGemmOps
         var config = new KernelConfig(new Index2D((int)Math.Min(tiles, int.MaxValue), Math.Min(spec.BatchCount, MaxGridY)),
             new Index2D(GemmBlocked.Threads, 1));
         blocked(device.Launching(), config, a.View, b.View, c.View, args);
+    }
+
+    /// <summary>Shortest K range a split-K group sums: below it the partials' traffic outweighs the extra groups.</summary>
+    internal const int MinSplitK = 256;
+
+    /// <summary>
+    /// How many K ranges <see cref="Gemm"/> splits a product into: 1 unless it is a single, non-causal matrix whose
+    /// tiles (of the kernel it takes: 128 or 64) are fewer than the device's multiprocessors (the weight gradients
+    /// dW = Xᵀ·dY: a few tiles, K = B·T); then enough ranges of at least <see cref="MinSplitK"/> for two groups per
+    /// multiprocessor.
+    /// </summary>
+    internal int SplitsOf(in GemmSpec spec, int causal = GemmArgs.CausalNone)
+    {
+        if (spec.BatchCount != 1 || causal != GemmArgs.CausalNone)
+            return 1;
+        var tiles = TilesOf(spec);
+        var sms = device.Geometry.Multiprocessors;
+        if (tiles >= sms)
+            return 1;
+        return Math.Max(1, Math.Min((2 * sms + tiles - 1) / tiles, spec.K / MinSplitK));
+    }
+
+    /// <summary>
+    /// Deterministic split-K with the blocked kernel (the tiled one when M or N is under 128): K is cut into <paramref name="splits"/> ranges of a multiple of
+    /// the k-slice (the last one shorter); group (tile, range r) writes op(A)·op(B) over its range to partial r of a
+    /// scratch buffer (kept by this object, grown on first use), then one thread per output adds the partials in
+    /// range order: C = α·Σ_r partial_r + β·C. Same inputs, same bits; no atomics.
+    /// </summary>
+    internal void GemmSplitKOp(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc,
+        int splits)
+    {
+        Validate(spec, a, la, b, lb, c, lc);
+        if (spec.BatchCount != 1)
+            throw new ArgumentException($"Gemm: split-K takes one matrix; got {spec}.");
+        var length = ((spec.K + splits - 1) / splits + GemmBlocked.KSlice - 1) / GemmBlocked.KSlice * GemmBlocked.KSlice;
+        var ranges = (spec.K + length - 1) / length;
+        var kLast = spec.K - (ranges - 1) * length;
+        var mn = (long)spec.M * spec.N;
+        if (ranges * mn > int.MaxValue)
+            throw new ArgumentException($"Gemm: split-K partials of {ranges}·{spec.M}·{spec.N} floats exceed {int.MaxValue}.");
+        var partials = SplitPartials(ranges * mn);
+        // Range r of op(A) starts r·length columns in, of op(B) r·length rows in: the batch index z is the range.
+        var part = spec with { K = length, Alpha = 1f, Beta = 0f, BatchOuter = ranges, BatchInner = 1 };
+        var pla = la with { OuterStride = length * (spec.TransA ? (long)la.Ld : 1), InnerStride = 0, InnerDiv = 1 };
+        var plb = lb with { OuterStride = length * (spec.TransB ? 1 : (long)lb.Ld), InnerStride = 0, InnerDiv = 1 };
+        var plc = new MatrixLayout(spec.N, OuterStride: mn);
+        var args = new GemmArgs(part,
+            new GemmLayout(pla, spec.TransA ? 1 : la.Ld, spec.TransA ? la.Ld : 1),
+            new GemmLayout(plb, spec.TransB ? 1 : lb.Ld, spec.TransB ? lb.Ld : 1),
+            new GemmLayout(plc, plc.Ld, 1), GemmArgs.CausalNone, kLast);
+        var config = new KernelConfig(new Index2D(TilesOf(spec), ranges),
+            new Index2D(UsesBlocked(spec) ? GemmBlocked.Threads : GemmTiled.Threads, 1));
+        (UsesBlocked(spec) ? blocked : tiled)(device.Launching(), config, a.View, b.View, partials.View, args);
+        splitKSum(device.Launching(), device.GridStride(mn), partials.View, c.View,
+            new SplitKSum(spec.M, spec.N, ranges, lc.Offset, lc.Ld, spec.Alpha, spec.Beta));
+    }
+
+    /// <summary>Tiles of C in the kernel <see cref="Gemm"/> gives the product to (blocked or tiled).</summary>
+    static int TilesOf(in GemmSpec spec) => UsesBlocked(spec)
+        ? GemmBlocked.TilesOf(spec.M) * GemmBlocked.TilesOf(spec.N)
+        : GemmTiled.TilesOf(spec.M) * GemmTiled.TilesOf(spec.N);
+
+    /// <summary>The split-K scratch, at least <paramref name="floats"/> long (allocated by the first split product that needs more).</summary>
+    Tensor SplitPartials(long floats)
+    {
+        if (splitPartials is null || splitPartials.Length < floats)
+        {
+            splitArena?.Dispose();
+            splitArena = device.Allocate(floats, "gemm.splitK");
+            splitPartials = splitArena.Take((int)floats, "gemm.splitK.partials");
+        }
+        return splitPartials;
+    }
+
+    /// <summary>C(m, n) = α·Σ_r partials[r·M·N + m·N + n] + β·C(m, n), r in order; one output per grid-stride step.</summary>
+    [Kernel]
+    internal static void SplitKSumKernel(ArrayView<float> partials, ArrayView<float> c, SplitKSum s)
+    {
+        var total = (long)s.M * s.N;
+        for (long i = Grid.GlobalIndex.X; i < total; i += KernelInfra.GlobalStride)
+        {
+            var sum = 0f;
+            for (var r = 0; r < s.Ranges; r++)
+                sum += partials[r * total + i];
+            var m = i / s.N;
+            var at = s.Offset + m * s.Ld + (i - m * s.N);
+            c[at] = s.Beta == 0f ? s.Alpha * sum : s.Alpha * sum + s.Beta * c[at];
+        }
     }
 
     /// <summary>The simple reference kernel: one output element per grid-stride iteration.</summary>
@@ -150,6 +242,18 @@ internal sealed class GemmKernels : IGemmOps
     }
 }
 
+/// <summary>Arguments of the split-K sum: C (M, N) at Offset with row stride Ld, Ranges partials of M·N floats.</summary>
+internal readonly struct SplitKSum(int m, int n, int ranges, long offset, int ld, float alpha, float beta)
+{
+    public readonly int M = m;
+    public readonly int N = n;
+    public readonly int Ranges = ranges;
+    public readonly long Offset = offset;
+    public readonly int Ld = ld;
+    public readonly float Alpha = alpha;
+    public readonly float Beta = beta;
+}
+
 /// <summary>One operand's layout as kernels read it: op(X)(r, c) is at Base(z) + r·StrideRow + c·StrideCol.</summary>
 internal readonly struct GemmLayout
 {
@@ -196,6 +300,9 @@ internal readonly struct GemmArgs
     /// <summary>What causal attention lets the tiled kernels skip: one of the Causal* constants.</summary>
     public readonly int Causal;
 
+    /// <summary>K of the last matrix of the batch (the last K range of a split-K product); K otherwise.</summary>
+    public readonly int KLast;
+
     /// <summary>A general product.</summary>
     public const int CausalNone = 0;
 
@@ -208,9 +315,10 @@ internal readonly struct GemmArgs
     /// <summary>op(A)(m, k) = 0 for k &lt; m (Pᵀ·dCtx, dSᵀ·q): a tile's k loop starts at its first row.</summary>
     public const int CausalUpperA = 3;
 
-    public GemmArgs(in GemmSpec s, GemmLayout a, GemmLayout b, GemmLayout c, int causal = CausalNone)
+    public GemmArgs(in GemmSpec s, GemmLayout a, GemmLayout b, GemmLayout c, int causal = CausalNone, int kLast = -1)
     {
         Causal = causal;
+        KLast = kLast < 0 ? s.K : kLast;
         M = s.M;
         N = s.N;
         K = s.K;
@@ -225,6 +333,9 @@ internal readonly struct GemmArgs
         C = c;
     }
 
+    /// <summary>K of batch matrix z: <see cref="KLast"/> for the last one, else K.</summary>
+    public int KOf(int z) => z == BatchCount - 1 ? KLast : K;
+
     /// <summary>First k a tile starting at row m0 needs (a multiple of 8, so slices stay aligned).</summary>
     public int KBegin(int m0) => Causal == CausalUpperA ? m0 / 8 * 8 : 0;
 
@@ -236,7 +347,10 @@ internal readonly struct GemmArgs
     {
         if (m >= M || n >= N)
             return;
-        var at = baseC + (long)m * C.Ld + n;
-        c[at] = Beta == 0f ? Alpha * acc : Alpha * acc + Beta * c[at];
+        Put(c, baseC + (long)m * C.Ld + n, acc);
     }
+
+    /// <summary>c[at] = α·acc + β·c[at], unguarded (the caller knows at is inside C); β = 0 never reads C.</summary>
+    public void Put(ArrayView<float> c, long at, float acc) =>
+        c[at] = Beta == 0f ? Alpha * acc : Alpha * acc + Beta * c[at];
 }

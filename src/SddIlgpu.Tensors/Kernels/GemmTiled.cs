@@ -34,13 +34,14 @@ internal static class GemmTiled
         {
             var baseA = g.A.Base(z, g.BatchInner);
             var baseB = g.B.Base(z, g.BatchInner);
+            var kz = g.KOf(z); // K of this matrix (a split-K product's last range is shorter)
             for (var tile = Grid.IdxX; tile < tiles; tile += Grid.DimX)
             {
                 var m0 = tile / tilesN * Tile;
                 var n0 = tile % tilesN * Tile;
                 if (g.Causal == GemmArgs.CausalSkipUpper && n0 > m0 + Tile - 1)
                     continue; // every entry lies above the diagonal: the causal softmax writes it
-                var kEnd = g.KEnd(m0, Tile);
+                var kEnd = Math.Min(g.KEnd(m0, Tile), kz);
                 float c00 = 0, c01 = 0, c02 = 0, c03 = 0;
                 float c10 = 0, c11 = 0, c12 = 0, c13 = 0;
                 float c20 = 0, c21 = 0, c22 = 0, c23 = 0;
@@ -49,8 +50,8 @@ internal static class GemmTiled
                 {
                     for (var l = tid; l < KSlice * Tile; l += Threads)
                     {
-                        LoadA(a, aTile, g, baseA, m0, k0, l);
-                        LoadB(b, bTile, g, baseB, n0, k0, l);
+                        LoadA(a, aTile, g, baseA, m0, k0, kz, l);
+                        LoadB(b, bTile, g, baseB, n0, k0, kz, l);
                     }
                     Group.Barrier();
                     for (var k = 0; k < KSlice; k++)
@@ -74,12 +75,15 @@ internal static class GemmTiled
                 g.Store(c, baseC, m, n, c20); g.Store(c, baseC, m, n + 16, c21); g.Store(c, baseC, m, n + 32, c22); g.Store(c, baseC, m, n + 48, c23);
                 m += 16;
                 g.Store(c, baseC, m, n, c30); g.Store(c, baseC, m, n + 16, c31); g.Store(c, baseC, m, n + 32, c32); g.Store(c, baseC, m, n + 48, c33);
+                // As in GemmBlocked: keeps the guarded stores' branches out of the tile loop's back edge, where PoCL
+                // 3.1 ran a guarded store for the whole group (docs/kernels.md). No shared memory is read after it.
+                Group.Barrier();
             }
         }
     }
 
-    /// <summary>Element l of the A slice; consecutive threads read consecutive addresses of the stored matrix.</summary>
-    static void LoadA(ArrayView<float> a, ArrayView<float> aTile, GemmArgs g, long baseA, int m0, int k0, int l)
+    /// <summary>Element l of the A slice (k &lt; kz, the matrix's K); consecutive threads read consecutive addresses of the stored matrix.</summary>
+    static void LoadA(ArrayView<float> a, ArrayView<float> aTile, GemmArgs g, long baseA, int m0, int k0, int kz, int l)
     {
         int k, m;
         if (g.TransA == 0)
@@ -94,11 +98,11 @@ internal static class GemmTiled
         }
         var gm = m0 + m;
         var gk = k0 + k;
-        aTile[k * Tile + m] = gm < g.M && gk < g.K ? a[baseA + gm * g.A.StrideRow + gk * g.A.StrideCol] : 0f;
+        aTile[k * Tile + m] = gm < g.M && gk < kz ? a[baseA + gm * g.A.StrideRow + gk * g.A.StrideCol] : 0f;
     }
 
     /// <summary>Element l of the B slice; consecutive threads read consecutive addresses of the stored matrix.</summary>
-    static void LoadB(ArrayView<float> b, ArrayView<float> bTile, GemmArgs g, long baseB, int n0, int k0, int l)
+    static void LoadB(ArrayView<float> b, ArrayView<float> bTile, GemmArgs g, long baseB, int n0, int k0, int kz, int l)
     {
         int k, n;
         if (g.TransB == 0)
@@ -113,6 +117,6 @@ internal static class GemmTiled
         }
         var gn = n0 + n;
         var gk = k0 + k;
-        bTile[k * Tile + n] = gn < g.N && gk < g.K ? b[baseB + gk * g.B.StrideRow + gn * g.B.StrideCol] : 0f;
+        bTile[k * Tile + n] = gn < g.N && gk < kz ? b[baseB + gk * g.B.StrideRow + gn * g.B.StrideCol] : 0f;
     }
 }

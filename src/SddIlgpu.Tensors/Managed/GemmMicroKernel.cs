@@ -1,6 +1,7 @@
 // The register-tiled inner kernel of ManagedGemm: an MR×NR tile of C accumulated over kc steps with SIMD
 // FMAs (AVX-512: 8×32 in 16 zmm accumulators; AVX2: 6×16 in 12 ymm), then C = α·acc + β·C (β = 0 never
-// reads C). A is read through (k, row) strides, so it can be the caller's matrix or a packed tail panel.
+// reads C); a full tile with α = β = 1 (C += A·B, the weight gradient) starts its
+// accumulators from C instead. A is read through (k, row) strides, so it can be the caller's matrix or a packed panel.
 using System.Runtime.Intrinsics;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -20,6 +21,11 @@ internal abstract unsafe class GemmMicroKernel
     /// </summary>
     public void Run(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
+        if (rows == MR && cols == NR && alpha == 1f && beta == 1f)
+        {
+            AccumulateInto(a, aK, aR, b, bK, kc, c, ldc); // C += A·B (the weight gradient): C rides in the accumulators
+            return;
+        }
         var acc = stackalloc float[MaxTile];
         if (cols <= NR / 2) // an edge panel (N = 65: 64 + 1): half the FMAs on its padding
             AccumulateHalf(a, aK, aR, b, bK, kc, acc);
@@ -54,6 +60,12 @@ internal abstract unsafe class GemmMicroKernel
 
     /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·bK + j] for the whole MR×NR tile.</summary>
     public abstract void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
+
+    /// <summary>
+    /// C[r·ldc + j] += Σ_k A(r, k)·B[k·bK + j] over the whole MR×NR tile, the k-sum fused onto C in k order
+    /// (acc = C, then acc = fma(A, B, acc) per k): C is read and written once, never staged through memory.
+    /// </summary>
+    public abstract void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc);
 
     /// <summary>acc[r·NR + j] for j &lt; NR/2 only (B as in Accumulate): the same k order, so the same bits.</summary>
     public abstract void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
@@ -166,6 +178,53 @@ internal abstract unsafe class GemmMicroKernel
             c60.Store(acc + 192); c61.Store(acc + 208); c70.Store(acc + 224); c71.Store(acc + 240);
         }
 
+        public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
+        {
+            var c4 = c + 4 * ldc;
+            Vector512<float> c00 = Vector512.Load(c), c01 = Vector512.Load(c + 16), c10 = Vector512.Load(c + ldc), c11 = Vector512.Load(c + ldc + 16);
+            Vector512<float> c20 = Vector512.Load(c + 2 * ldc), c21 = Vector512.Load(c + 2 * ldc + 16), c30 = Vector512.Load(c + 3 * ldc), c31 = Vector512.Load(c + 3 * ldc + 16);
+            Vector512<float> c40 = Vector512.Load(c4), c41 = Vector512.Load(c4 + 16), c50 = Vector512.Load(c4 + ldc), c51 = Vector512.Load(c4 + ldc + 16);
+            Vector512<float> c60 = Vector512.Load(c4 + 2 * ldc), c61 = Vector512.Load(c4 + 2 * ldc + 16), c70 = Vector512.Load(c4 + 3 * ldc), c71 = Vector512.Load(c4 + 3 * ldc + 16);
+            nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
+            var a4 = a + 4 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var x = Vector512.Create(a[0]);
+                c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a[r1]);
+                c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a[r2]);
+                c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a[r3]);
+                c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[0]);
+                c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
+                c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a4[r1]);
+                c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
+                c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a4[r2]);
+                c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
+                c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a4[r3]);
+                c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+                c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+                a += aK;
+                a4 += aK;
+                b += bK;
+            }
+            c00.Store(c); c01.Store(c + 16); c10.Store(c + ldc); c11.Store(c + ldc + 16);
+            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
+            c40.Store(c4); c41.Store(c4 + 16); c50.Store(c4 + ldc); c51.Store(c4 + ldc + 16);
+            c60.Store(c4 + 2 * ldc); c61.Store(c4 + 2 * ldc + 16); c70.Store(c4 + 3 * ldc); c71.Store(c4 + 3 * ldc + 16);
+        }
+
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
@@ -252,6 +311,45 @@ internal abstract unsafe class GemmMicroKernel
             c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
             c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
             c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
+        }
+
+        public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
+        {
+            var c3 = c + 3 * ldc;
+            Vector256<float> c00 = Vector256.Load(c), c01 = Vector256.Load(c + 8), c10 = Vector256.Load(c + ldc), c11 = Vector256.Load(c + ldc + 8);
+            Vector256<float> c20 = Vector256.Load(c + 2 * ldc), c21 = Vector256.Load(c + 2 * ldc + 8), c30 = Vector256.Load(c3), c31 = Vector256.Load(c3 + 8);
+            Vector256<float> c40 = Vector256.Load(c3 + ldc), c41 = Vector256.Load(c3 + ldc + 8), c50 = Vector256.Load(c3 + 2 * ldc), c51 = Vector256.Load(c3 + 2 * ldc + 8);
+            nint r1 = aR, r2 = 2 * aR;
+            var a3 = a + 3 * aR;
+            for (var k = 0; k < kc; k++)
+            {
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var x = Vector256.Create(a[0]);
+                c00 = Vector256.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+                x = Vector256.Create(a[r1]);
+                c10 = Vector256.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+                x = Vector256.Create(a[r2]);
+                c20 = Vector256.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+                x = Vector256.Create(a3[0]);
+                c30 = Vector256.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+                x = Vector256.Create(a3[r1]);
+                c40 = Vector256.FusedMultiplyAdd(x, b0, c40);
+                c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+                x = Vector256.Create(a3[r2]);
+                c50 = Vector256.FusedMultiplyAdd(x, b0, c50);
+                c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+                a += aK;
+                a3 += aK;
+                b += bK;
+            }
+            c00.Store(c); c01.Store(c + 8); c10.Store(c + ldc); c11.Store(c + ldc + 8);
+            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8); c30.Store(c3); c31.Store(c3 + 8);
+            c40.Store(c3 + ldc); c41.Store(c3 + ldc + 8); c50.Store(c3 + 2 * ldc); c51.Store(c3 + 2 * ldc + 8);
         }
 
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)

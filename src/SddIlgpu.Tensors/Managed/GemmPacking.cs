@@ -19,6 +19,39 @@ internal static unsafe class GemmPacking
             PackXMajor(src + (long)x0 * ld + k0, ld, count, kc, width, dst);
     }
 
+    /// <summary>
+    /// A whole block of stored Aᵀ to its panels: dst[p·kc·width + k·width + x] = src[k·ld + p·width + x] for
+    /// p·width + x &lt; rows, 0 past rows up to the last panel's width, k &lt; kc. Each source row is read once
+    /// front to back (a stream the prefetcher follows), where panel by panel it would be re-walked once per panel.
+    /// </summary>
+    public static void PackTransposedBlock(float* src, int ld, int rows, int kc, int width, float* dst)
+    {
+        int full = rows / width, rest = rows - full * width;
+        var panel = (nint)kc * width;
+        for (var k = 0; k < kc; k++)
+        {
+            var s = src + (long)k * ld;
+            var d = dst + (long)k * width;
+            var p = 0;
+            if (width == 8)
+            {
+                for (; p < full; p++)
+                    Vector256.Store(Vector256.Load(s + p * 8), d + p * panel);
+            }
+            for (; p < full; p++)
+                for (var x = 0; x < width; x++)
+                    d[p * panel + x] = s[p * width + x];
+            if (rest > 0)
+            {
+                float* dp = d + full * panel, sp = s + full * width;
+                for (var x = 0; x < rest; x++)
+                    dp[x] = sp[x];
+                for (var x = rest; x < width; x++)
+                    dp[x] = 0f;
+            }
+        }
+    }
+
     /// <summary>Rows of the source are k: each panel row is a contiguous copy.</summary>
     static void PackKMajor(float* src, int ld, int count, int kc, int width, float* dst)
     {

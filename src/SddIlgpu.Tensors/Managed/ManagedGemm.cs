@@ -13,20 +13,37 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// <summary>Rows of C one block covers while a B panel is hot.</summary>
     internal const int MC = 96;
 
+    /// <summary>
+    /// Columns of C one pass over an A block covers: the KC×NC block of B (512 KiB) stays in L2 while each A panel
+    /// walks it (baby-gpt's 384×1024 dW would otherwise stream a 1 MiB B block from L3 once per panel).
+    /// </summary>
+    internal const int NC = 512;
+
     /// <summary>At most this many columns past the last full NR panel of x·Wᵀ are computed as dot products.</summary>
     internal const int DotTailColumns = 4;
 
     readonly Device device;
     readonly GemmMicroKernel micro;
+    readonly int parts;
     readonly PinnedBuffer[] packedA;
     PinnedBuffer packedB = new(1 << 16);
 
-    public ManagedGemm(Device device)
+    public ManagedGemm(Device device) : this(device, ManagedSimd.Workers)
     {
+    }
+
+    /// <summary>
+    /// A GEMM that splits each call into <paramref name="parts"/> row ranges (one per worker by default). Every
+    /// element of C has the same k order whatever the split, so the part count changes no bits (tests pin that).
+    /// </summary>
+    internal ManagedGemm(Device device, int parts)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(parts, 1);
         this.device = device;
+        this.parts = parts;
         micro = GemmMicroKernel.Best();
-        packedA = new PinnedBuffer[ManagedSimd.Workers];
-        for (var p = 0; p < ManagedSimd.Workers; p++)
+        packedA = new PinnedBuffer[parts];
+        for (var p = 0; p < parts; p++)
             packedA[p] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
     }
 
@@ -43,12 +60,15 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             packedB = new PinnedBuffer(checked((int)Math.Max(packedLength, 2L * packedB.Length))); // grows once to the largest call
         var job = new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB);
         // Packing is weighted as 8 flops a float: even a small B (176×64) is packed by both workers, which keeps the
-        // helper hot for the compute that follows instead of idling (and sleeping) through a serial pack.
+        // helper hot for the compute that follows instead of idling (and sleeping) through a serial pack. B read in
+        // place has only its partial last panel (N = 344 = 10·32 + 24) packed, to [z][K][NR] at the same offsets.
         if (spec.K > 0 && !BInPlace(spec, lb))
-            ManagedSimd.For(spec.BatchCount * panelsB, ManagedSimd.Workers, 8L * spec.K * micro.NR, (start, end) => PackB(job, start, end));
+            ManagedSimd.For(spec.BatchCount * panelsB, parts, 8L * spec.K * micro.NR, (start, end) => PackB(job, start, end));
+        else if (spec.K > 0 && spec.N % micro.NR != 0)
+            ManagedSimd.For(spec.BatchCount, parts, 8L * spec.K * micro.NR, (start, end) => PackTails(job, start, end));
         var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
-        ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, ManagedSimd.Workers, flopsPerPanel / 32, (part, start, end) =>
+        ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, parts, flopsPerPanel / 32, (part, start, end) =>
             RunPanels(job, part, start, end, panelsPerMatrix));
         // The job holds raw pointers only: keep the arenas (whose finalizers free that memory) alive until it is done.
         GC.KeepAlive(a);
@@ -57,12 +77,13 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>
-    /// Row-major B whose N is a whole number of panels is read in place (NR contiguous floats per k) when
-    /// packing would not repay its full pass over B: few rows reuse it (M = 65 for dYᵀ·X), or B is small
-    /// enough (≤ 256 KiB) to stay in L2 whatever its stride. A big B with a long stride (512²) is packed.
+    /// Row-major B is read in place (NR contiguous floats per k) when packing would not repay its full pass
+    /// over B: few rows reuse it (M = 65 for dYᵀ·X), or B is small enough (≤ 256 KiB) to stay in L2 whatever
+    /// its stride. A big B with a long stride (512²) is packed. Only a partial last panel is packed in place
+    /// of reading past the row (<see cref="PackTails"/>).
     /// </summary>
-    bool BInPlace(in GemmSpec s, in MatrixLayout lb) =>
-        !s.TransB && s.N % micro.NR == 0 && (s.M < 2 * MC || (long)s.K * lb.Ld <= 1 << 16);
+    static bool BInPlace(in GemmSpec s, in MatrixLayout lb) =>
+        !s.TransB && (s.M < 2 * MC || (long)s.K * lb.Ld <= 1 << 16);
 
     static float* Base(Tensor t)
     {
@@ -83,6 +104,15 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             var cols = Math.Min(nr, s.N - j0);
             GemmPacking.Pack(b, job.Lb.Ld, !s.TransB, j0, cols, 0, K, nr, dst);
         }
+    }
+
+    /// <summary>Packs the partial last B panel of matrices [start, end) (B read in place) to PackedB + z·K·NR, zero-padded.</summary>
+    void PackTails(in GemmJob job, int start, int end)
+    {
+        ref readonly var s = ref job.Spec;
+        int nr = micro.NR, j0 = s.N - s.N % nr;
+        for (var z = start; z < end; z++)
+            GemmPacking.Pack(job.B + Offset(job.Lb, z, s.BatchInner), job.Lb.Ld, true, j0, s.N - j0, 0, s.K, nr, job.PackedB + (long)z * s.K * nr);
     }
 
     /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
@@ -124,11 +154,15 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         }
         var inPlaceB = BInPlace(s, job.Lb);
         nint bK = inPlaceB ? job.Lb.Ld : nr, panelStride = inPlaceB ? nr : (nint)s.K * nr;
+        // In place, the partial last panel comes from its packed copy ([K][NR] at matrix z's slot).
+        var tailJ = inPlaceB && s.N % nr != 0 ? s.N - s.N % nr : int.MaxValue;
+        var tail = job.PackedB + (long)z * s.K * nr;
         for (var k0 = 0; k0 < s.K; k0 += KC)
         {
             var bBlock = inPlaceB ? b + (long)k0 * job.Lb.Ld : packed + (long)k0 * nr;
             var kc = Math.Min(KC, s.K - k0);
-            var view = new BlockView(a, lda, s.TransA, i0, rows, k0, kc, bBlock, bK, panelStride, c, ldc, nTiles, s.Alpha, k0 == 0 ? s.Beta : 1f);
+            var view = new BlockView(a, lda, s.TransA, i0, rows, k0, kc, bBlock, bK, panelStride, tailJ, tail + (long)k0 * nr,
+                c, ldc, nTiles, s.Alpha, k0 == 0 ? s.Beta : 1f);
             if ((rows + nr) * kc <= L1Floats)
                 BPanelOuter(view, packedA);
             else
@@ -140,19 +174,28 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     const int L1Floats = 8192;
 
     /// <summary>
-    /// Each A panel stays in L1 across the B panels, which stream from L2. Aᵀ is read column-wise, so its
-    /// panels are packed to contiguous [k][MR]; otherwise only the partial last one is (never reading past A).
+    /// Each A panel stays in L1 across the B panels of an NC-column block, which stream from L2. Packed Aᵀ is
+    /// packed whole up front (<see cref="GemmPacking.PackTransposedBlock"/>); another panel that needs packing is
+    /// packed once: to one reused (L1-hot) slot when N is one block, else on the first column block to its own
+    /// slot of the MC×KC buffer.
     /// </summary>
     void APanelOuter(in BlockView v, float* packedA)
     {
-        for (var ir = 0; ir < v.Rows; ir += micro.MR)
+        int mr = micro.MR, nr = micro.NR;
+        var whole = PackTransposedBlock(v, packedA);
+        var slots = whole || v.NTiles > NC;
+        for (var jc = 0; jc < v.NTiles; jc += NC)
         {
-            var panel = PanelA(v, ir, packedA, out var aK, out var aR);
-            if (v.Rows - ir <= micro.MR / 2)
-                EdgeRows(v, ir, panel);
-            else
-                for (var jr = 0; jr < v.NTiles; jr += micro.NR)
-                    Tile(v, ir, jr, panel, aK, aR);
+            var jEnd = Math.Min(v.NTiles, jc + NC);
+            for (var ir = 0; ir < v.Rows; ir += mr)
+            {
+                var panel = PanelA(v, ir, slots ? packedA + (long)ir * v.Kc : packedA, out var aK, out var aR, pack: !whole && jc == 0);
+                if (v.Rows - ir <= mr / 2)
+                    EdgeRows(v, ir, panel, jc, jEnd);
+                else
+                    for (var jr = jc; jr < jEnd; jr += nr)
+                        Tile(v, ir, jr, panel, aK, aR);
+            }
         }
     }
 
@@ -160,8 +203,9 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     void BPanelOuter(in BlockView v, float* packedA)
     {
         int mr = micro.MR, edge = v.Rows % mr != 0 && v.Rows % mr <= mr / 2 ? v.Rows - v.Rows % mr : v.Rows;
-        for (var ir = 0; ir < v.Rows; ir += mr)
-            PanelA(v, ir, packedA + (long)ir * v.Kc, out _, out _);
+        if (!PackTransposedBlock(v, packedA))
+            for (var ir = 0; ir < v.Rows; ir += mr)
+                PanelA(v, ir, packedA + (long)ir * v.Kc, out _, out _);
         for (var jr = 0; jr < v.NTiles; jr += micro.NR)
             for (var ir = 0; ir < edge; ir += mr)
             {
@@ -169,24 +213,34 @@ internal sealed unsafe class ManagedGemm : IGemmOps
                 Tile(v, ir, jr, panel, aK, aR);
             }
         if (edge < v.Rows)
-            EdgeRows(v, edge, packedA + (long)edge * v.Kc);
+            EdgeRows(v, edge, packedA + (long)edge * v.Kc, 0, v.NTiles);
     }
 
     /// <summary>
     /// Stored Aᵀ with at least this many columns is read in place; narrower ones are packed. Measured 2026-11-26
     /// (quiet 2-core Xeon, `SddIlgpu.Perf.dll gemm`): dYᵀ·X 344×128×768 runs at 226 GFLOP/s in place vs 149 packed,
-    /// 65×128×768 at 120–133 in place vs 146–181 packed.
+    /// 65×128×768 at 120–133 in place vs 146–181 packed; 2026-11-30 (Zen 4, best single calls on one thread) in
+    /// place 107–111 GFLOP/s vs packed 89–101 at 176×64×512, 128×128×768 and 344×128×768: the packing pass is
+    /// bound by its cache misses, which the in-place kernel hides behind its FMAs.
     /// </summary>
     const int InPlaceTransposedLd = 128;
 
     /// <summary>
-    /// A panel at row ir with its (k, row) strides: a full panel is read in place (stored A gives a row per
-    /// panel row; stored Aᵀ gives the panel's rows contiguous at each k), a partial one is packed to <paramref name="dst"/>.
+    /// ... unless the stride is a multiple of this many floats (2 KiB): a panel read in place touches one line
+    /// per k, and those 256 lines then fall in a few L1 and L2 sets (baby-gpt's up/gate dY, 2048 floats: 16 L2
+    /// sets for 256 lines), evicting each other on every tile. Such panels are packed.
+    /// </summary>
+    const int AliasingLd = 512;
+
+    /// <summary>
+    /// A panel at row ir with its (k, row) strides: a full panel of stored A is read in place (a row per panel
+    /// row), as is one of stored Aᵀ with a wide stride that does not alias (the panel's rows contiguous at each k);
+    /// any other is packed to <paramref name="dst"/> (or, with <paramref name="pack"/> false, was packed there before).
     /// </summary>
     float* PanelA(in BlockView v, int ir, float* dst, out nint aK, out nint aR, bool pack = true)
     {
         int mr = micro.MR, count = Math.Min(mr, v.Rows - ir);
-        if (count == mr && (!v.TransA || v.Lda >= InPlaceTransposedLd))
+        if (count == mr && (!v.TransA || TransposedInPlace(v.Lda)))
         {
             if (v.TransA)
             {
@@ -202,18 +256,42 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         return dst;
     }
 
-    void Tile(in BlockView v, int ir, int jr, float* panel, nint aK, nint aR) =>
-        micro.Run(panel, aK, aR, v.B + jr / micro.NR * v.PanelStride, v.BK, v.Kc, v.C + (long)ir * v.Ldc + jr, v.Ldc,
-            Math.Min(micro.MR, v.Rows - ir), Math.Min(micro.NR, v.NTiles - jr), v.Alpha, v.Beta);
+    static bool TransposedInPlace(int lda) => lda >= InPlaceTransposedLd && lda % AliasingLd != 0;
 
-    /// <summary>A narrow M edge (M = 65 = 64 + 1) from its packed panel, row by row: no FMAs on padding rows.</summary>
-    void EdgeRows(in BlockView v, int ir, float* panel)
+    /// <summary>Stored Aᵀ that is not read in place: the whole block packed to its panel slots (panel p at p·MR·kc); false otherwise.</summary>
+    bool PackTransposedBlock(in BlockView v, float* packedA)
+    {
+        if (!v.TransA || TransposedInPlace(v.Lda))
+            return false;
+        GemmPacking.PackTransposedBlock(v.A + (long)v.K0 * v.Lda + v.I0, v.Lda, v.Rows, v.Kc, micro.MR, packedA);
+        return true;
+    }
+
+    void Tile(in BlockView v, int ir, int jr, float* panel, nint aK, nint aR)
+    {
+        var tail = jr >= v.TailJ;
+        var b = tail ? v.Tail : v.B + jr / micro.NR * v.PanelStride;
+        var bK = tail ? micro.NR : v.BK;
+        micro.Run(panel, aK, aR, b, bK, v.Kc, v.C + (long)ir * v.Ldc + jr, v.Ldc,
+            Math.Min(micro.MR, v.Rows - ir), Math.Min(micro.NR, v.NTiles - jr), v.Alpha, v.Beta);
+    }
+
+    /// <summary>
+    /// A narrow M edge (M = 65 = 64 + 1) over columns [j0, j1) from its packed panel, row by row: no FMAs on
+    /// padding rows. Each column's k-sum is the same whatever the grouping, so the NC split changes no bits.
+    /// </summary>
+    void EdgeRows(in BlockView v, int ir, float* panel, int j0, int j1)
     {
         var width = GemmMicroKernel.RowPanels * micro.NR;
+        var full = Math.Min(j1, v.TailJ);
         for (var r = ir; r < v.Rows; r++)
-            for (var jr = 0; jr < v.NTiles; jr += width)
+        {
+            for (var jr = j0; jr < full; jr += width)
                 micro.RunRow(panel + (r - ir), micro.MR, v.B + jr / micro.NR * v.PanelStride, v.BK, v.PanelStride, v.Kc,
-                    v.C + (long)r * v.Ldc + jr, Math.Min(width, v.NTiles - jr), v.Alpha, v.Beta);
+                    v.C + (long)r * v.Ldc + jr, Math.Min(width, full - jr), v.Alpha, v.Beta);
+            if (full < j1)
+                micro.RunRow(panel + (r - ir), micro.MR, v.Tail, micro.NR, 0, v.Kc, v.C + (long)r * v.Ldc + full, j1 - full, v.Alpha, v.Beta);
+        }
     }
 
     static long Offset(in MatrixLayout l, int z, int batchInner) =>
@@ -256,12 +334,15 @@ internal readonly unsafe struct GemmJob(GemmSpec spec, float* a, MatrixLayout la
     public readonly int PanelsB = panelsB;
 }
 
-/// <summary>One KC block of rows [I0, I0 + Rows) over columns [0, NTiles): A, its B block (B + p·PanelStride per panel, BK per k) and C.</summary>
+/// <summary>
+/// One KC block of rows [I0, I0 + Rows) over columns [0, NTiles): A, its B block (B + p·PanelStride per panel, BK
+/// per k; the panel from column TailJ on, if any, at Tail as [kc][NR]) and C.
+/// </summary>
 internal readonly unsafe struct BlockView(float* a, int lda, bool transA, int i0, int rows, int k0, int kc, float* b, nint bK, nint panelStride,
-    float* c, int ldc, int nTiles, float alpha, float beta)
+    int tailJ, float* tail, float* c, int ldc, int nTiles, float alpha, float beta)
 {
-    public readonly float* A = a, B = b, C = c;
-    public readonly int Lda = lda, I0 = i0, Rows = rows, K0 = k0, Kc = kc, Ldc = ldc, NTiles = nTiles;
+    public readonly float* A = a, B = b, C = c, Tail = tail;
+    public readonly int Lda = lda, I0 = i0, Rows = rows, K0 = k0, Kc = kc, Ldc = ldc, NTiles = nTiles, TailJ = tailJ;
     public readonly bool TransA = transA;
     public readonly nint BK = bK, PanelStride = panelStride;
     public readonly float Alpha = alpha, Beta = beta;

@@ -40,6 +40,26 @@ public static class TestDevices
         }
     }
 
+    /// <summary>
+    /// The device for fixtures that launch GPU-sized groups (the 256-thread tiled and blocked GEMMs, cooperative
+    /// kernels raised to 256 threads): on ilgpu-cpu a second shared accelerator, elsewhere the shared device. ILGPU's
+    /// CPU accelerator starts one OS thread per lane of the largest group it has launched, and from then on every
+    /// launch of any kernel waits on a barrier of all of them (2 × 256 threads on two cores); one such launch on the
+    /// shared device made every later ilgpu-cpu training test about 10× slower (a 25 s test took 4 minutes).
+    /// </summary>
+    public static Device Wide(string name) => name == "ilgpu-cpu" ? Get("ilgpu-cpu", wide: true) : Get(name);
+
+    static Device Get(string name, bool wide)
+    {
+        lock (Gate)
+        {
+            var key = name + " (wide groups)";
+            if (!Opened.TryGetValue(key, out var device))
+                Opened[key] = device = Device.Open(name);
+            return device!;
+        }
+    }
+
     internal static void DisposeAll()
     {
         lock (Gate)

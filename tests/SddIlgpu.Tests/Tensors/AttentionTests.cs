@@ -14,7 +14,7 @@ public sealed class AttentionTests(string deviceName)
     Device device = null!;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     [TestCase(2, 5, 4, 2, 4)]
     [TestCase(1, 7, 3, 3, 5)]

@@ -16,7 +16,7 @@ public sealed class GemmTests(string deviceName)
     GemmKernels Gemm => device.Kernels.Gemm;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     /// <summary>C = α·op(A)·op(B) + β·C in float64, straight from the MatrixLayout formula (the doctor's reference).</summary>
     internal static double[] Reference(in GemmSpec s, float[] a, in MatrixLayout la, float[] b, in MatrixLayout lb, float[] c, in MatrixLayout lc) =>
@@ -130,7 +130,7 @@ public sealed class GemmTests(string deviceName)
     /// <summary>The model's shapes (baby-gpt's C = 384, 4·C = 1536) through Gemm's own kernel choice, on GPUs and OpenCL.</summary>
     [TestCase(512, 384, 384, false, true)]
     [TestCase(384, 1536, 256, true, false)]
-    [TestCase(768, 344, 128, false, true)] // shakespeare-cpu's up/gate: N a partial 128-tile, which the blocked kernel got wrong on PoCL (GemmKernels.BlockedFits)
+    [TestCase(768, 344, 128, false, true)] // shakespeare-cpu's up/gate: N a partial 128-tile, which the blocked kernel once got wrong on PoCL
     public void ModelShapesMatchFloat64OnGpuBackEnds(int m, int n, int k, bool transA, bool transB)
     {
         if (device.IsHostMemory)
@@ -148,6 +148,98 @@ public sealed class GemmTests(string deviceName)
         Gemm.Gemm(s, a, la, b, lb, c, lc);
         Check.Close(c.ToArray(), Reference(s, ha, la, hb, lb, new float[m * n], lc), 1e-5, 1e-5, $"{m}x{n}x{k} tA={transA} tB={transB}");
     }
+
+    /// <summary>
+    /// Ragged products (M, N not multiples of the tile, K not a multiple of the k-slice) through each tiled kernel,
+    /// every transpose, with C inside a buffer that has guard elements before it, after it (a whole tile of rows
+    /// and more) and, with Ld = N + 131, between its rows (a write up to a tile past N lands there, not in the next
+    /// row where a later tile could overwrite it): the result must match float64 and every guard element must keep its
+    /// bits. Small shapes run on every kernel device; the model shapes (768×344×128 is shakespeare-cpu's
+    /// up/gate product, where the blocked kernel once wrote past N on PoCL) only where kernels are fast.
+    /// </summary>
+    [TestCase(65, 200, 37, false)]
+    [TestCase(130, 129, 13, false)]
+    [TestCase(1, 344, 9, false)]
+    [TestCase(768, 344, 128, true)]
+    [TestCase(65, 344, 131, true)]
+    [TestCase(344, 200, 259, true)]
+    [TestCase(200, 200, 8, true)]
+    public void RaggedEdgesMatchFloat64AndLeaveTheGuardsUntouched(int m, int n, int k, bool modelShape)
+    {
+        if (modelShape && device.IsHostMemory)
+            Assert.Ignore("Model shapes run on GPU and OpenCL back ends; the CPU accelerator runs the small cases.");
+        Assert.Multiple(() =>
+        {
+            foreach (var kind in new[] { Kind.Blocked, Kind.Tiled })
+                foreach (var transA in new[] { false, true })
+                    foreach (var transB in new[] { false, true })
+                        foreach (var (pad, beta) in new[] { (0, 0f), (GemmBlocked.Tile + 3, 0.5f) })
+                            CheckGuarded(new GemmSpec(m, n, k, transA, transB, Alpha: 0.75f, Beta: beta), pad, kind, seed: m + n + k);
+        });
+    }
+
+    /// <summary>
+    /// Runs one product with C at Offset 37, Ld = N + <paramref name="pad"/> and 128 rows plus 131 elements of
+    /// guard after it, all guard elements set to a sentinel; checks the matrix against float64 and the guards bit
+    /// for bit.
+    /// </summary>
+    void CheckGuarded(in GemmSpec s, int pad, Kind kind, int seed, int splits = 1)
+    {
+        const int before = 37;
+        const float sentinel = -7777.25f;
+        var ld = s.N + pad;
+        var lenC = before + s.M * ld + GemmBlocked.Tile * ld + 131;
+        var la = new MatrixLayout(s.TransA ? s.M : s.K);
+        var lb = new MatrixLayout(s.TransB ? s.K : s.N);
+        var lc = new MatrixLayout(ld, Offset: before);
+        var hc = Enumerable.Repeat(sentinel, lenC).ToArray();
+        var inside = new bool[lenC];
+        var values = Check.Random(s.M * s.N, seed + 2);
+        for (var i = 0; i < s.M; i++)
+            for (var j = 0; j < s.N; j++)
+            {
+                var at = before + i * ld + j;
+                inside[at] = true;
+                hc[at] = s.Beta == 0 ? float.NaN : values[i * s.N + j];
+            }
+        var (actual, expected) = Run(s, s.M * s.K, la, s.K * s.N, lb, hc, lc, kind, seed, splits);
+        var label = $"{kind}{(kind == Kind.SplitK ? $" ({splits} ranges)" : "")} {s.M}x{s.N}x{s.K} tA={s.TransA} tB={s.TransB} Ld={ld} beta={s.Beta}";
+        var strays = Enumerable.Range(0, lenC).Where(i => !inside[i] && BitConverter.SingleToInt32Bits(actual[i]) != BitConverter.SingleToInt32Bits(sentinel)).ToList();
+        Assert.That(strays, Is.Empty, $"{label}: {strays.Count} guard elements written, first at " +
+            string.Join(", ", strays.Take(5).Select(i => $"[{i}] (row {(i - before) / ld}, column {(i - before) % ld})")));
+        Check.Close(actual, expected, 1e-5, 1e-5, label);
+    }
+
+    /// <summary>
+    /// Split-K (the weight gradients' path when a product has fewer tiles than the GPU has multiprocessors; through
+    /// the blocked kernel, or the tiled one when M or N is under 128) forced with a given number of K ranges, K not a multiple of the range or the k-slice, every transpose, β = 0 and the
+    /// accumulating β of dW += Xᵀ·dY: float64 result, untouched guards around C, and the same bits on a repeat.
+    /// </summary>
+    [TestCase(130, 129, 77, 3, false)]
+    [TestCase(7, 33, 19, 2, false)]
+    [TestCase(384, 384, 1029, 8, true)]
+    [TestCase(200, 344, 1000, 5, true)]
+    [TestCase(65, 384, 515, 6, true)]
+    public void SplitKMatchesFloat64LeavesTheGuardsAndRepeatsBitForBit(int m, int n, int k, int splits, bool modelShape)
+    {
+        if (modelShape && device.IsHostMemory)
+            Assert.Ignore("Model shapes run on GPU and OpenCL back ends; the CPU accelerator runs the small cases.");
+        Assert.Multiple(() =>
+        {
+            foreach (var transA in new[] { true, false })
+                foreach (var transB in new[] { false, true })
+                    foreach (var (pad, beta) in new[] { (0, 0f), (GemmBlocked.Tile + 3, 1f) })
+                        CheckGuarded(new GemmSpec(m, n, k, transA, transB, Alpha: 0.75f, Beta: beta), pad, Kind.SplitK, seed: m + k, splits);
+        });
+        var s = new GemmSpec(m, n, k, TransA: true, Beta: 1f);
+        var (first, _) = Run(s, m * k, new MatrixLayout(m), k * n, new MatrixLayout(n), m * n, new MatrixLayout(n), Kind.SplitK, 9, splits);
+        var (second, _) = Run(s, m * k, new MatrixLayout(m), k * n, new MatrixLayout(n), m * n, new MatrixLayout(n), Kind.SplitK, 9, splits);
+        Check.BitIdentical(second, first, "two split-K runs");
+    }
+
+    (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
+        int lenC, in MatrixLayout lc, Kind kind, int seed, int splits) =>
+        Run(s, lenA, la, lenB, lb, Check.Random(lenC, seed + 2), lc, kind, seed, splits);
 
     [TestCase(false, false)]
     [TestCase(true, true)]
@@ -167,7 +259,7 @@ public sealed class GemmTests(string deviceName)
         Check.BitIdentical(second, first, "two blocked runs");
     }
 
-    enum Kind { Simple, Tiled, Blocked }
+    enum Kind { Simple, Tiled, Blocked, SplitK }
 
     (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
         int lenC, in MatrixLayout lc, bool simple, int seed, float cFill = float.NaN) =>
@@ -176,14 +268,22 @@ public sealed class GemmTests(string deviceName)
     (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
         int lenC, in MatrixLayout lc, Kind kind, int seed, float cFill = float.NaN)
     {
+        // C elements outside every matrix must stay untouched; when β = 0 even the inside ones must not be read.
+        var hc = s.Beta == 0 ? Enumerable.Repeat(cFill, lenC).ToArray() : Check.Random(lenC, seed + 2);
+        return Run(s, lenA, la, lenB, lb, hc, lc, kind, seed);
+    }
+
+    /// <summary>One product with C starting as <paramref name="hc"/>: the device's C and the float64 reference.</summary>
+    (float[] Actual, double[] Expected) Run(in GemmSpec s, int lenA, in MatrixLayout la, int lenB, in MatrixLayout lb,
+        float[] hc, in MatrixLayout lc, Kind kind, int seed, int splits = 1)
+    {
+        var lenC = hc.Length;
         using var arena = device.Allocate(lenA + lenB + lenC, "gemm");
         var a = arena.Take(lenA, "a");
         var b = arena.Take(lenB, "b");
         var c = arena.Take(lenC, "c");
         var ha = Check.Random(lenA, seed);
         var hb = Check.Random(lenB, seed + 1);
-        // C elements outside every matrix must stay untouched; when β = 0 even the inside ones must not be read.
-        var hc = s.Beta == 0 ? Enumerable.Repeat(cFill, lenC).ToArray() : Check.Random(lenC, seed + 2);
         a.Upload(ha);
         b.Upload(hb);
         c.Upload(hc);
@@ -191,8 +291,10 @@ public sealed class GemmTests(string deviceName)
             Gemm.GemmSimple(s, a, la, b, lb, c, lc);
         else if (kind == Kind.Tiled)
             Gemm.GemmTiledOp(s, a, la, b, lb, c, lc);
-        else
+        else if (kind == Kind.Blocked)
             Gemm.GemmBlockedOp(s, a, la, b, lb, c, lc);
+        else
+            Gemm.GemmSplitKOp(s, a, la, b, lb, c, lc, splits);
         var expected = Reference(s, ha, la, hb, lb, hc, lc);
         return (c.ToArray(), expected);
     }

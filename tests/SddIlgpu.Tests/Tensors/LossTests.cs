@@ -13,7 +13,7 @@ public sealed class LossTests(string deviceName)
     Device device = null!;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     static (double[] Losses, double Mean, double[] DLogits) Reference(double[] logits, float[] targets, int vocab, double gradScale)
     {

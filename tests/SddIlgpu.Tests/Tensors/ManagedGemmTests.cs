@@ -1,7 +1,9 @@
 // The managed GEMM against a float64 reference in every form the model uses (x·Wᵀ, dY·W, dYᵀ·X with β = 1,
-// batched GQA products with InnerDiv), edge sizes 1, 7, 33, 65, β = 0 never reading C, determinism,
-// one launch per call, and a cross-check against the ILGPU kernel on ilgpu-cpu.
+// batched GQA products with InnerDiv), edge sizes 1, 7, 33, 65, the weight gradient at the model's strides and
+// ragged sizes, β = 0 never reading C, determinism (repeats and part counts), one launch per call, and a
+// cross-check against the ILGPU kernel on ilgpu-cpu.
 using NUnit.Framework;
+using SddIlgpu.Tensors.Managed;
 using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Tests.Support;
 using static SddIlgpu.Tests.Tensors.ManagedTestKit;
@@ -38,6 +40,46 @@ public sealed class ManagedGemmTests
         float[] a = Check.Random(na, 1), b = Check.Random(nb, 2), c = Check.Random(nc, 3);
         var got = Run(Cpu, [a, b, c], t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc));
         Check.Close(got[2], Reference(s, a, la, b, lb, c, lc), 1e-5, 1e-4, $"gemm {s}");
+    }
+
+    /// <summary>
+    /// dW += dYᵀ·X as the model calls it: dY read through its real row stride (the gate half of the fused (n, 2F)
+    /// up/gate buffer; a 2048-float stride, whose Aᵀ panels alias in cache and are packed), ragged M (vocabulary 65),
+    /// N past the last full panel (B read in place, its tail panel packed; N &gt; NC = 512: two column blocks), K not a
+    /// multiple of KC. α = 1 runs C through the micro-kernel's accumulators; α = 0.75 stages the sum first.
+    /// </summary>
+    [TestCase(65, 128, 300, 65, 0, 1f)]
+    [TestCase(65, 344, 300, 65, 0, 1f)]      // vocabulary rows, N = 10·32 + 24
+    [TestCase(65, 600, 270, 65, 0, 1f)]      // two column blocks, the one-row M edge over both and the tail
+    [TestCase(176, 88, 300, 352, 176, 1f)]   // tiny's gate: offset F, lda 2F; N = 2·32 + 24
+    [TestCase(40, 176, 520, 2048, 1024, 1f)] // aliasing stride: packed Aᵀ panels, three k blocks
+    [TestCase(130, 600, 260, 130, 0, 0.75f)] // general α over two column blocks, in-place Aᵀ
+    [TestCase(67, 50, 513, 67, 0, 0.75f)]
+    [TestCase(200, 230, 300, 200, 0, 1f)]    // M ≥ 2·MC with a big B: B packed whole, partial last panel
+    public void WeightGradientMatchesFloat64(int m, int n, int k, int lda, int offset, float alpha)
+    {
+        var s = new GemmSpec(m, n, k, TransA: true, Alpha: alpha, Beta: 1f);
+        MatrixLayout la = new(lda, Offset: offset), lb = new(n), lc = new(n);
+        float[] a = Check.Random(offset + k * lda, 21), b = Check.Random(k * n, 22), c = Check.Random(m * n, 23);
+        var got = Run(Cpu, [a, b, c], t => Cpu.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc));
+        Check.Close(got[2], Reference(s, a, la, b, lb, c, lc), 1e-5, 1e-4, $"gemm {s} lda {lda}");
+    }
+
+    /// <summary>The same bits whether a call runs as one, two or three row ranges (one per worker): no sum depends on the split.</summary>
+    [TestCase(65, 344, 300, 65, false)]
+    [TestCase(176, 600, 270, 352, false)]
+    [TestCase(67, 50, 513, 67, true)]
+    public void WeightGradientBitsDoNotDependOnThePartCount(int m, int n, int k, int lda, bool scaled)
+    {
+        var s = new GemmSpec(m, n, k, TransA: true, Alpha: scaled ? 0.75f : 1f, Beta: 1f);
+        MatrixLayout la = new(lda), lb = new(n), lc = new(n);
+        float[][] inputs = [Check.Random(k * lda, 24), Check.Random(k * n, 25), Check.Random(m * n, 26)];
+        var one = Run(Cpu, inputs, t => new ManagedGemm(Cpu, 1).Gemm(s, t[0], la, t[1], lb, t[2], lc))[2];
+        foreach (var parts in new[] { 2, 3 })
+        {
+            var got = Run(Cpu, inputs, t => new ManagedGemm(Cpu, parts).Gemm(s, t[0], la, t[1], lb, t[2], lc))[2];
+            Check.BitIdentical(got, one, $"gemm {s}: {parts} parts vs 1");
+        }
     }
 
     [Test]

@@ -13,7 +13,7 @@ public sealed class NormTests(string deviceName)
     Device device = null!;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     /// <summary>y = g·x·rstd per group of n; gain null = 1.</summary>
     static (double[] Y, double[] Rstd) Reference(double[] x, double[]? gain, int n)

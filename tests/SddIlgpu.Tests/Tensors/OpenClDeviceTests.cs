@@ -4,6 +4,7 @@
 using NUnit.Framework;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
+using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Tests.Support;
 
 namespace SddIlgpu.Tests.Tensors;
@@ -76,5 +77,30 @@ public sealed class OpenClDeviceTests
         {
             ("PartialSumKernel", 512L, 256), ("FinishKernel", 1L, 256), ("RmsNormForwardKernel", 4096L, 256),
         }));
+    }
+
+    [Test]
+    public void WeightGradientsSplitKSoAnH100GetsTwoGroupsPerMultiprocessor()
+    {
+        // dW += Xᵀ·dY at baby-gpt sizes: 384 × 384 is 9 tiles of 128 and K = B·T = 16,384; without split-K 9 groups
+        // would leave 123 of 132 SMs idle. 30 ranges of 552 (a multiple of the 8-wide k-slice) give 270 groups,
+        // then one grid-stride sum of the 30 partials per output.
+        var recorder = new LaunchRecorder(dry: true);
+        using var device = Device.OpenLaunchReplay(LaunchGeometry.H100, recorder);
+        device.Kernels.Gemm.UseSimple = false;
+        var x = device.AllocateTensor(new Shape(16384, 384), "x");
+        var dY = device.AllocateTensor(new Shape(16384, 384), "dY");
+        var dW = device.AllocateTensor(new Shape(384, 384), "dW");
+        var spec = new GemmSpec(384, 384, 16384, TransA: true, Beta: 1f);
+        Assert.That(device.Kernels.Gemm.SplitsOf(spec), Is.EqualTo(30));
+        device.Ops.Gemm.Gemm(spec, x, new(384), dY, new(384), dW, new(384));
+        Assert.That(recorder.Launches.Select(l => l.Kernel), Is.EqualTo(new[] { "BlockedKernel", "SplitKSumKernel" }));
+        Assert.That(recorder.Launches[0].Groups, Is.EqualTo(270L));
+        Assert.That(recorder.Launches[1].Groups, Is.GreaterThanOrEqualTo(2L * LaunchGeometry.H100.Multiprocessors));
+        // The head's dW (V 65 × C 384) takes the tiled kernel: 2 × 6 tiles of 64, 22 ranges → 264 groups.
+        Assert.That(device.Kernels.Gemm.SplitsOf(new GemmSpec(65, 384, 16384, TransA: true, Beta: 1f)), Is.EqualTo(22));
+        // A product with as many tiles as SMs is not split; nor is a batched one.
+        Assert.That(device.Kernels.Gemm.SplitsOf(new GemmSpec(16384, 1536, 384)), Is.EqualTo(1));
+        Assert.That(device.Kernels.Gemm.SplitsOf(spec with { BatchOuter = 2 }), Is.EqualTo(1));
     }
 }

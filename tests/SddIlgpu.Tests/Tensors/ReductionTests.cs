@@ -10,7 +10,7 @@ public sealed class ReductionTests(string deviceName)
     Device device = null!;
 
     [OneTimeSetUp]
-    public void Open() => device = TestDevices.Get(deviceName);
+    public void Open() => device = TestDevices.Wide(deviceName); // launches 256-thread groups
 
     [TestCase(1)]
     [TestCase(7)]
