@@ -31,7 +31,7 @@ public class ModelBenchmarks
     Model model = null!;
     AdamW optimizer = null!;
     Arena arena = null!;
-    Tensor q = null!, k = null!, v = null!, probs = null!, dProbs = null!, ctx = null!, dQ = null!, dK = null!, dV = null!;
+    Tensor q = null!, k = null!, v = null!, saved = null!, scratch = null!, ctx = null!, dQ = null!, dK = null!, dV = null!;
     Tensor x = null!, gain = null!, y = null!, rstd = null!, dGain = null!;
     AttentionShape shape;
     float scale;
@@ -58,10 +58,11 @@ public class ModelBenchmarks
         scale = 1f / tokens.Length;
 
         shape = new AttentionShape(batch, config.SeqLen, config.NHead, config.NKvHead, config.HeadDim);
-        long bt = (long)batch * config.SeqLen, c = config.DModel, tt = (long)batch * config.NHead * config.SeqLen * config.SeqLen;
-        arena = device.Allocate(7 * bt * c + 2 * tt + 2 * c + bt, "bench.model");
+        long bt = (long)batch * config.SeqLen, c = config.DModel;
+        long savedLength = device.Ops.Attention.SavedLength(shape), scratchLength = device.Ops.Attention.ScratchLength(shape);
+        arena = device.Allocate(7 * bt * c + savedLength + scratchLength + 2 * c + bt, "bench.model");
         (q, k, v, ctx, dQ, dK, dV) = (Take(bt * c), Take(bt * c), Take(bt * c), Take(bt * c), Take(bt * c), Take(bt * c), Take(bt * c));
-        (probs, dProbs) = (Take(tt), Take(tt));
+        (saved, scratch) = (Take(savedLength), Take(scratchLength));
         (x, y, gain, dGain, rstd) = (q, ctx, Take(c), Take(c), Take(bt));
         foreach (var (t, s) in new[] { (q, 1ul), (k, 2ul), (v, 3ul), (gain, 4ul) })
             device.Ops.Random.FillUniform(t, 7, s);
@@ -72,8 +73,8 @@ public class ModelBenchmarks
     [Benchmark]
     public void AttentionForwardBackward()
     {
-        device.Ops.Attention.Forward(shape, q, k, v, probs, ctx);
-        device.Ops.Attention.Backward(shape, ctx, q, k, v, probs, dProbs, dQ, dK, dV);
+        device.Ops.Attention.Forward(shape, q, k, v, saved, ctx);
+        device.Ops.Attention.Backward(shape, ctx, q, k, v, ctx, saved, scratch, dQ, dK, dV);
         device.Synchronize();
     }
 

@@ -11,7 +11,8 @@ using SddIlgpu.Tensors.Ops;
 
 // CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
-// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND.
+// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND. Issue 14: attention PRESET BATCH [ROUNDS]
+// (fused vs materialised managed attention, forward + backward, alternating rounds).
 switch (args)
 {
     case ["kernels", ..]:
@@ -41,6 +42,9 @@ switch (args)
         return;
     case ["allreduce", .. var floats]:
         AllReduceBench.Run(floats.Length > 0 ? [.. floats.Select(long.Parse)] : [1_000, 100_000, 1_000_000, 10_000_000]);
+        return;
+    case ["attention", var preset, var batch, .. var rest]:
+        AttentionBench.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 9);
         return;
     case ["profile", var preset, var batch, .. var rest]:
         OpProfiler.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 30);

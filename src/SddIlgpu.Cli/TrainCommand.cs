@@ -8,6 +8,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
 using SddIlgpu.Training.Data.Prepare;
@@ -222,10 +223,10 @@ public sealed class TrainCommand
             loaded(corpus);
             var outDir = p.GetValue(output) ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
             var train = state.Train with { Steps = stepsArg ?? state.Train.Steps };
-            var estimate = PreCheck(state.Model, train, deviceName, p.GetValue(dryRun));
+            PreCheck(state.Model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
             if (p.GetValue(dryRun))
-                return DryRun(d, corpus, state.Model, train, outDir, estimate, world);
+                return DryRun(d, corpus, state.Model, train, outDir, world);
             var trainer = Trainer.Resume(d, path, corpus, outDir, Options(p, world, cancel), stepsArg);
             if (!p.GetValue(quiet))
                 Console.WriteLine($"Resuming {path} at step {trainer.Step} on {d}");
@@ -245,10 +246,10 @@ public sealed class TrainCommand
             train.Validate();
             corpus.EnsureLongEnough(model.SeqLen);
             var outDir = p.GetValue(output) ?? Path.Combine("runs", presetName);
-            var estimate = PreCheck(model, train, deviceName, p.GetValue(dryRun));
+            PreCheck(model, train, deviceName, p.GetValue(dryRun));
             var d = Open();
             if (p.GetValue(dryRun))
-                return DryRun(d, corpus, model, train, outDir, estimate, world);
+                return DryRun(d, corpus, model, train, outDir, world);
             var trainer = Trainer.Create(d, model, train, corpus, outDir, Options(p, world, cancel));
             if (!p.GetValue(quiet))
                 PrintConfiguration(d, corpus, model, train, outDir, world);
@@ -283,17 +284,20 @@ public sealed class TrainCommand
     /// <summary>
     /// The estimate, refused at once, before the device compiles its kernels, when a size overflows or (on the CPU
     /// devices, whose memory is known without opening them) when it does not fit. The trainer checks every device.
+    /// Before the device is open its attention is known by name only: <c>cpu</c> is fused, other names are taken as the
+    /// kernels' materialised plan, the larger (the trainer and --dry-run estimate again with the opened device).
     /// </summary>
-    static MemoryEstimate PreCheck(ModelConfig model, TrainConfig train, string deviceName, bool dryRun)
+    static void PreCheck(ModelConfig model, TrainConfig train, string deviceName, bool dryRun)
     {
-        var estimate = MemoryEstimate.For(model, train);
-        if (!dryRun && deviceName.Trim().ToLowerInvariant() is "cpu" or "ilgpu-cpu")
+        var name = deviceName.Trim().ToLowerInvariant();
+        var estimate = MemoryEstimate.For(model, train, name == "cpu" ? AttentionStorage.Fused : AttentionStorage.Materialized);
+        if (!dryRun && name is "cpu" or "ilgpu-cpu")
             estimate.EnsureFits(Tensors.Device.AvailableHostMemoryBytes(), Tensors.Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
-        return estimate;
     }
 
-    static Trainer? DryRun(Device device, TrainingData corpus, ModelConfig model, TrainConfig train, string outDir, MemoryEstimate estimate, ICollective world)
+    static Trainer? DryRun(Device device, TrainingData corpus, ModelConfig model, TrainConfig train, string outDir, ICollective world)
     {
+        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention);
         PrintConfiguration(device, corpus, model, train, outDir, world);
         Console.WriteLine($"memory     estimate for {device.Name}:");
         Console.WriteLine(estimate.Describe(device.IsHostMemory));

@@ -15,23 +15,26 @@ public sealed class CausalSelfAttention
     readonly Projection projQ, projK, projV, projO;
     readonly RmsNorm? qNorm, kNorm, ctxNorm;
     readonly Tensor? qLin, kLin, ctxNormed;
-    readonly Tensor q, k, v, probs, ctx, dQ, dK, dV, dCtx, dProbs;
+    readonly Tensor q, k, v, saved, ctx, dQ, dK, dV, dCtx, scratch;
 
     /// <param name="weights">Parameters <c>blocks.{block}.attn.*</c>.</param>
     /// <param name="block">Block index i.</param>
     /// <param name="batch">B (T is the config's SeqLen).</param>
     /// <param name="rope">The shared rotary table.</param>
-    /// <param name="dProbs">(B, NH, T, T) scratch, shared by every attention layer of a model.</param>
+    /// <param name="scratch">The attention backward's scratch (<see cref="IAttentionStorage.ScratchLength"/> of the device's
+    /// attention: (B, NH, T, T) materialised, (B, NH, T) fused), shared by every attention layer of a model.</param>
     /// <param name="activations">Arena for saved activations and gradient buffers (see <see cref="ActivationLength"/>).</param>
-    public CausalSelfAttention(ModelWeights weights, int block, int batch, Rotary rope, Tensor dProbs, Arena activations)
+    public CausalSelfAttention(ModelWeights weights, int block, int batch, Rotary rope, Tensor scratch, Arena activations)
     {
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(activations);
         var c = weights.Config;
         ops = weights.Ops;
         this.rope = rope;
-        shape = new AttentionShape(batch, c.SeqLen, c.NHead, c.NKvHead, c.HeadDim);
-        this.dProbs = dProbs.Expect((batch, c.NHead, c.SeqLen, c.SeqLen), "attention dProbs");
+        shape = Shape(c, batch);
+        ArgumentNullException.ThrowIfNull(scratch);
+        scratch.ExpectLength(ops.Attention.ScratchLength(shape), "attention scratch");
+        this.scratch = scratch;
         int n = batch * c.SeqLen, qw = c.NHead * c.HeadDim, kw = c.NKvHead * c.HeadDim;
         var p = $"blocks.{block}.attn.";
         bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
@@ -53,7 +56,7 @@ public sealed class CausalSelfAttention
         q = activations.Take((batch, c.SeqLen, qw), p + "q");
         k = activations.Take((batch, c.SeqLen, kw), p + "k");
         v = activations.Take((batch, c.SeqLen, kw), p + "v");
-        probs = activations.Take((batch, c.NHead, c.SeqLen, c.SeqLen), p + "probs");
+        saved = activations.Take(checked((int)ops.Attention.SavedLength(shape)), p + "attn_saved");
         ctx = activations.Take((batch, c.SeqLen, qw), p + "ctx");
         Output = activations.Take((n, c.DModel), p + "out");
         dQ = activations.Take((batch, c.SeqLen, qw), p + "dQ");
@@ -65,10 +68,14 @@ public sealed class CausalSelfAttention
     /// <summary>The sub-layer's output (B·T, C).</summary>
     public Tensor Output { get; }
 
-    /// <summary>Arena elements the constructor takes (dProbs and the rope table are not counted: they are shared).</summary>
-    public static long ActivationLength(ModelConfig c, int batch)
+    /// <summary>
+    /// Arena elements the constructor takes with <paramref name="attention"/>'s storage plan (the attention scratch
+    /// and the rope table are not counted: they are shared).
+    /// </summary>
+    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention)
     {
         ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(attention);
         bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
         checked
         {
@@ -79,10 +86,17 @@ public sealed class CausalSelfAttention
             if (code)
                 total += n * (2L * qw + kw) + RmsNorm.ActivationLength(rows, qw, c.HeadDim)
                     + RmsNorm.ActivationLength(rows, kw, c.HeadDim) + RmsNorm.ActivationLength(rows, qw, qw);
-            total += n * (qw + 2L * kw) + (long)batch * c.NHead * c.SeqLen * c.SeqLen + n * qw + n * c.DModel;
+            total += n * (qw + 2L * kw) + attention.SavedLength(Shape(c, batch)) + n * qw + n * c.DModel;
             total += n * (qw + 2L * kw) + n * qw;
             return total;
         }
+    }
+
+    /// <summary>The attention call's sizes for (config, B).</summary>
+    public static AttentionShape Shape(ModelConfig c, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        return new AttentionShape(batch, c.SeqLen, c.NHead, c.NKvHead, c.HeadDim);
     }
 
     /// <summary>Output = attention(h), saving what backward needs.</summary>
@@ -98,7 +112,7 @@ public sealed class CausalSelfAttention
         }
         rope.Forward(q, q);
         rope.Forward(k, k);
-        ops.Attention.Forward(shape, q, k, v, probs, ctx);
+        ops.Attention.Forward(shape, q, k, v, saved, ctx);
         ctxNorm?.Forward(ctx, ctxNormed!);
         projO.Forward(ctxNormed ?? ctx, Output);
     }
@@ -108,7 +122,7 @@ public sealed class CausalSelfAttention
     {
         projO.Backward(dOut, ctxNormed ?? ctx, dCtx, accumulate: false);
         ctxNorm?.Backward(dCtx, ctx, dCtx);
-        ops.Attention.Backward(shape, dCtx, q, k, v, probs, dProbs, dQ, dK, dV);
+        ops.Attention.Backward(shape, dCtx, q, k, v, ctx, saved, scratch, dQ, dK, dV);
         rope.Backward(dQ, dQ);
         rope.Backward(dK, dK);
         if (qNorm is not null)

@@ -28,7 +28,7 @@ public sealed class Model : IDisposable
         Batch = batch;
         ops = weights.Ops;
         n = batch * c.SeqLen;
-        var capacity = ActivationLength(c, batch);
+        var capacity = ActivationLength(c, batch, ops.Attention);
         activations = weights.Device.Allocate(capacity, "activations");
         try
         {
@@ -45,12 +45,12 @@ public sealed class Model : IDisposable
             dXFinal = activations.Take((n, c.DModel), "dX_final");
             var dH = activations.Take((n, c.DModel), "dH");
             var dTmp = activations.Take((n, c.DModel), "dTmp");
-            var dProbs = activations.Take((batch, c.NHead, c.SeqLen, c.SeqLen), "dProbs");
+            var attentionScratch = activations.Take(checked((int)ops.Attention.ScratchLength(CausalSelfAttention.Shape(c, batch))), "attention_scratch");
             var rope = new Rotary(ops, c.SeqLen, c.HeadDim, c.RopeTheta, activations);
             finalNorm = new RmsNorm(ops, weights["final_norm.weight"], c.DModel, c.DModel, c.NormEps, activations, n, "final_norm");
             blocks = new TransformerBlock[c.NLayer];
             for (var i = 0; i < c.NLayer; i++)
-                blocks[i] = new TransformerBlock(weights, i, batch, rope, dProbs, dH, dTmp, activations);
+                blocks[i] = new TransformerBlock(weights, i, batch, rope, attentionScratch, dH, dTmp, activations);
             if (activations.Used != capacity)
                 throw new InvalidOperationException($"Activation arena sized {capacity} but the layers took {activations.Used}: a layer's ActivationLength is wrong.");
         }
@@ -79,19 +79,22 @@ public sealed class Model : IDisposable
     public Tensor Loss { get; }
 
     /// <summary>
-    /// Elements of the activation arena for (config, B): what the constructor takes, checked against the arena.
-    /// Throws <see cref="OverflowException"/> when B·T or a length does not fit the int rows and long sizes the layers use.
+    /// Elements of the activation arena for (config, B) on a device whose attention has the storage plan
+    /// <paramref name="attention"/> (<c>device.Ops.Attention</c>, or <see cref="AttentionStorage.For"/> its kind): what the
+    /// constructor takes, checked against the arena. Throws <see cref="OverflowException"/> when B·T or a length does not
+    /// fit the int rows and long sizes the layers use.
     /// </summary>
-    public static long ActivationLength(ModelConfig c, int batch)
+    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention)
     {
         ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(attention);
         checked
         {
             var rows = batch * c.SeqLen;
             long n = rows;
-            return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + (long)batch * c.NHead * c.SeqLen * c.SeqLen
+            return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + attention.ScratchLength(CausalSelfAttention.Shape(c, batch))
                 + Rotary.ActivationLength(c.SeqLen, c.HeadDim) + RmsNorm.ActivationLength(rows, c.DModel, c.DModel)
-                + c.NLayer * TransformerBlock.ActivationLength(c, batch);
+                + c.NLayer * TransformerBlock.ActivationLength(c, batch, attention);
         }
     }
 

@@ -22,11 +22,11 @@ public sealed class TransformerBlock
     /// <param name="block">Block index i.</param>
     /// <param name="batch">B.</param>
     /// <param name="rope">The shared rotary table.</param>
-    /// <param name="dProbs">(B, NH, T, T) scratch shared by all blocks.</param>
+    /// <param name="attentionScratch">The attention backward's scratch (its ScratchLength), shared by all blocks.</param>
     /// <param name="dH">(B·T, C) scratch shared by all blocks.</param>
     /// <param name="dTmp">(B·T, C) scratch shared by all blocks.</param>
     /// <param name="activations">Arena for this block's activations (see <see cref="ActivationLength"/>).</param>
-    public TransformerBlock(ModelWeights weights, int block, int batch, Rotary rope, Tensor dProbs, Tensor dH, Tensor dTmp, Arena activations)
+    public TransformerBlock(ModelWeights weights, int block, int batch, Rotary rope, Tensor attentionScratch, Tensor dH, Tensor dTmp, Arena activations)
     {
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(activations);
@@ -44,7 +44,7 @@ public sealed class TransformerBlock
         mid = activations.Take((n, c.DModel), p + "mid");
         ffnH = activations.Take((n, c.DModel), p + "ffn_h");
         Output = activations.Take((n, c.DModel), p + "out");
-        Attention = new CausalSelfAttention(weights, block, batch, rope, dProbs, activations);
+        Attention = new CausalSelfAttention(weights, block, batch, rope, attentionScratch, activations);
         Ffn = new SwiGluFfn(weights, block, n, activations);
         (attnForward, ffnForward, attnBackward, ffnBackward) = (Attention.Forward, Ffn.Forward, Attention.Backward, Ffn.Backward);
     }
@@ -58,14 +58,15 @@ public sealed class TransformerBlock
     /// <summary>The residual multiplier a: (2L)^(1/4) for deepnorm, else 1.</summary>
     public float ResidualScale => a;
 
-    public static long ActivationLength(ModelConfig c, int batch)
+    /// <summary>Arena elements one block takes with <paramref name="attention"/>'s storage plan.</summary>
+    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention)
     {
         ArgumentNullException.ThrowIfNull(c);
         checked
         {
             var n = batch * c.SeqLen;
             return 2 * RmsNorm.ActivationLength(n, c.DModel, c.DModel) + 4L * n * c.DModel
-                + CausalSelfAttention.ActivationLength(c, batch) + SwiGluFfn.ActivationLength(c, n);
+                + CausalSelfAttention.ActivationLength(c, batch, attention) + SwiGluFfn.ActivationLength(c, n);
         }
     }
 

@@ -27,6 +27,13 @@ internal sealed class AttentionKernels : IAttentionOps
             a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, float, int>(CausalSoftmaxBackwardKernel));
     }
 
+    /// <summary>probs P (B, NH, T, T).</summary>
+    public long SavedLength(in AttentionShape s) => AttentionStorage.Materialized.SavedLength(s);
+
+    /// <summary>dP, then dS in place (B, NH, T, T).</summary>
+    public long ScratchLength(in AttentionShape s) => AttentionStorage.Materialized.ScratchLength(s);
+
+    /// <summary>saved = probs P (B, NH, T, T).</summary>
     public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx)
     {
         CheckShapes(s, "Attention.Forward", (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH), (ctx, "ctx", s.NH));
@@ -38,7 +45,8 @@ internal sealed class AttentionKernels : IAttentionOps
             GemmArgs.CausalLowerA);
     }
 
-    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
+    /// <summary>saved = probs P, scratch = dProbs (both (B, NH, T, T)); ctx is not read.</summary>
+    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor ctx, Tensor probs, Tensor dProbs,
         Tensor dQ, Tensor dK, Tensor dV)
     {
         CheckShapes(s, "Attention.Backward", (dCtx, "dCtx", s.NH), (q, "q", s.NH), (k, "k", s.KVH), (v, "v", s.KVH),

@@ -59,17 +59,62 @@ public readonly record struct AttentionShape(int B, int T, int NH, int KVH, int 
     public float Scale => 1f / MathF.Sqrt(HS);
 }
 
-/// <summary>Causal multi-head attention with grouped-query heads.</summary>
-public interface IAttentionOps
+/// <summary>
+/// How much memory an attention implementation needs besides q, k, v, ctx and their gradients, in float32 elements:
+/// what the forward saves for the backward, and the backward's scratch. Layers size their buffers from it.
+/// </summary>
+public interface IAttentionStorage
+{
+    /// <summary>Elements the forward saves for the backward (the <c>saved</c> tensor).</summary>
+    long SavedLength(in AttentionShape s);
+
+    /// <summary>Elements of the backward's scratch (the <c>scratch</c> tensor), shareable by every layer.</summary>
+    long ScratchLength(in AttentionShape s);
+}
+
+/// <summary>The two storage plans the back ends use.</summary>
+public static class AttentionStorage
+{
+    /// <summary>
+    /// Materialised softmax (the ILGPU kernels: GEMMs and a row softmax): saved = probabilities P (B, NH, T, T),
+    /// scratch = dP / dS (B, NH, T, T).
+    /// </summary>
+    public static IAttentionStorage Materialized { get; } = new Plan(s => (long)s.B * s.NH * s.T * s.T, s => (long)s.B * s.NH * s.T * s.T);
+
+    /// <summary>
+    /// FlashAttention-2 (Dao 2023, Algorithms 1 and 2; the managed <c>cpu</c> device): saved = the per-row
+    /// log-sum-exp L (B, NH, T) of the scaled scores, scratch = D = rowsum(dCtx ⊙ ctx) (B, NH, T).
+    /// </summary>
+    public static IAttentionStorage Fused { get; } = new Plan(s => (long)s.B * s.NH * s.T, s => (long)s.B * s.NH * s.T);
+
+    /// <summary>The plan of a back end's attention: <see cref="Fused"/> on <see cref="BackendKind.Cpu"/>, else <see cref="Materialized"/>.</summary>
+    public static IAttentionStorage For(BackendKind kind) => kind == BackendKind.Cpu ? Fused : Materialized;
+
+    sealed class Plan(Func<AttentionShape, long> saved, Func<AttentionShape, long> scratch) : IAttentionStorage
+    {
+        public long SavedLength(in AttentionShape s) => checked(saved(s));
+        public long ScratchLength(in AttentionShape s) => checked(scratch(s));
+    }
+}
+
+/// <summary>
+/// Causal multi-head attention with grouped-query heads (spec/model.md §3 attention). Each implementation says through
+/// <see cref="IAttentionStorage"/> how long its <c>saved</c> and <c>scratch</c> tensors are.
+/// </summary>
+public interface IAttentionOps : IAttentionStorage
 {
     /// <summary>
     /// q (B, T, NH·HS), k, v (B, T, KVH·HS) → ctx (B, T, NH·HS) = softmax(q·kᵀ/√HS + causal mask)·v per head;
-    /// query head h reads kv head h / (NH / KVH). probs (B, NH, T, T) is saved for backward.
+    /// query head h reads kv head h / (NH / KVH). saved (<see cref="IAttentionStorage.SavedLength"/>) keeps what
+    /// backward needs: the probabilities (B, NH, T, T) or the per-row log-sum-exp (B, NH, T).
     /// </summary>
-    void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx);
+    void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor saved, Tensor ctx);
 
-    /// <summary>dQ, dK, dV overwritten. dProbs (B, NH, T, T) is scratch.</summary>
-    void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
+    /// <summary>
+    /// dQ, dK, dV overwritten from dCtx and the forward's q, k, v, ctx and saved; scratch
+    /// (<see cref="IAttentionStorage.ScratchLength"/>) is overwritten.
+    /// </summary>
+    void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor ctx, Tensor saved, Tensor scratch,
         Tensor dQ, Tensor dK, Tensor dV);
 
     /// <summary>In place over scores (Z, T, T): P = softmax(scale·S + causal mask) row by row (max-subtracted).</summary>

@@ -73,16 +73,16 @@ public static class KernelBench
     /// <summary>Milliseconds of one causal attention forward plus backward at a preset's (B, T, NH, KVH, HS).</summary>
     public static double Attention(Device device, AttentionShape s, BenchPlan plan)
     {
-        long qLen = (long)s.B * s.T * s.NH * s.HS, kLen = (long)s.B * s.T * s.KVH * s.HS, pLen = (long)s.B * s.NH * s.T * s.T;
-        using var arena = device.Allocate(4 * qLen + 4 * kLen + 2 * pLen, "bench.attention");
+        var att = device.Ops.Attention;
+        long qLen = (long)s.B * s.T * s.NH * s.HS, kLen = (long)s.B * s.T * s.KVH * s.HS;
+        using var arena = device.Allocate(4 * qLen + 4 * kLen + att.SavedLength(s) + att.ScratchLength(s), "bench.attention");
         Tensor q = Up(arena, (s.B, s.T, s.NH * s.HS), 3), k = Up(arena, (s.B, s.T, s.KVH * s.HS), 4), v = Up(arena, (s.B, s.T, s.KVH * s.HS), 5);
         Tensor ctx = arena.Take(q.Shape, "ctx"), dCtx = Up(arena, q.Shape, 6), dQ = arena.Take(q.Shape, "dQ"), dK = arena.Take(k.Shape, "dK"), dV = arena.Take(v.Shape, "dV");
-        Tensor probs = arena.Take((s.B, s.NH, s.T, s.T), "probs"), dProbs = arena.Take((s.B, s.NH, s.T, s.T), "dProbs");
-        var att = device.Ops.Attention;
+        Tensor saved = arena.Take(checked((int)att.SavedLength(s)), "saved"), scratch = arena.Take(checked((int)att.ScratchLength(s)), "scratch");
         var (median, _) = BenchTiming.Median(device, () =>
         {
-            att.Forward(s, q, k, v, probs, ctx);
-            att.Backward(s, dCtx, q, k, v, probs, dProbs, dQ, dK, dV);
+            att.Forward(s, q, k, v, saved, ctx);
+            att.Backward(s, dCtx, q, k, v, ctx, saved, scratch, dQ, dK, dV);
         }, plan.Warmup, plan.Reps, plan.BudgetSeconds);
         return median * 1e3;
     }

@@ -81,12 +81,15 @@ internal static class MatrixChecks
         var dCtx = Probe.Random(q.Length, 14);
         var r = AttentionReference(s, q, k, v, dCtx);
         Tensor tq = p.Up(q, (s.B, s.T, qw), "q"), tk = p.Up(k, (s.B, s.T, kw), "k"), tv = p.Up(v, (s.B, s.T, kw), "v");
-        Tensor probs = p.Zeros((s.B, s.NH, s.T, s.T), "probs"), ctx = p.Zeros((s.B, s.T, qw), "ctx");
-        p.Ops.Attention.Forward(s, tq, tk, tv, probs, ctx);
-        if (!backward)
-            return Math.Max(MaxRelative(Probe.Down(ctx), r.Ctx), Causal(Probe.Down(probs), r.Probs, s.B * s.NH, s.T));
-        Tensor dProbs = p.Zeros((s.B, s.NH, s.T, s.T), "dProbs"), dQ = p.Zeros(tq.Shape, "dQ"), dK = p.Zeros(tk.Shape, "dK"), dV = p.Zeros(tv.Shape, "dV");
-        p.Ops.Attention.Backward(s, p.Up(dCtx, ctx.Shape, "dCtx"), tq, tk, tv, probs, dProbs, dQ, dK, dV);
+        var att = p.Ops.Attention;
+        var materialized = att.SavedLength(s) == r.Probs.Length;
+        Tensor saved = p.Zeros(checked((int)att.SavedLength(s)), "saved"), ctx = p.Zeros((s.B, s.T, qw), "ctx");
+        att.Forward(s, tq, tk, tv, saved, ctx);
+        if (!backward) // the saved state is P (B, NH, T, T) or the log-sum-exp L (B, NH, T)
+            return Math.Max(MaxRelative(Probe.Down(ctx), r.Ctx),
+                materialized ? Causal(Probe.Down(saved), r.Probs, s.B * s.NH, s.T) : MaxRelative(Probe.Down(saved), r.Lse));
+        Tensor scratch = p.Zeros(checked((int)att.ScratchLength(s)), "scratch"), dQ = p.Zeros(tq.Shape, "dQ"), dK = p.Zeros(tk.Shape, "dK"), dV = p.Zeros(tv.Shape, "dV");
+        att.Backward(s, p.Up(dCtx, ctx.Shape, "dCtx"), tq, tk, tv, ctx, saved, scratch, dQ, dK, dV);
         return Worst((Probe.Down(dQ), r.DQ), (Probe.Down(dK), r.DK), (Probe.Down(dV), r.DV));
     }
 
@@ -105,14 +108,15 @@ internal static class MatrixChecks
         return MaxRelative(a.ToArray(), e.ToArray());
     }
 
-    internal sealed record AttentionResult(double[] Probs, double[] Ctx, double[] DQ, double[] DK, double[] DV);
+    /// <summary>Lse (B, NH, T) is each row's log Σ_j exp(scale·q·k_j), what FlashAttention-2 saves.</summary>
+    internal sealed record AttentionResult(double[] Probs, double[] Lse, double[] Ctx, double[] DQ, double[] DK, double[] DV);
 
     /// <summary>Per (b, h): P = softmax(scale·q·kᵀ + mask), ctx = P·v; dP = dCtx·vᵀ, dS = P ⊙ (dP − Σ dP·P), dQ = scale·dS·k, dK += scale·dSᵀ·q, dV += Pᵀ·dCtx.</summary>
     internal static AttentionResult AttentionReference(AttentionShape s, float[] q, float[] k, float[] v, float[] dCtx)
     {
         int qw = s.NH * s.HS, kw = s.KVH * s.HS, T = s.T, HS = s.HS;
         double scale = 1.0 / Math.Sqrt(HS);
-        double[] probs = new double[s.B * s.NH * T * T], ctx = new double[q.Length], dQ = new double[q.Length], dK = new double[k.Length], dV = new double[v.Length];
+        double[] probs = new double[s.B * s.NH * T * T], lse = new double[s.B * s.NH * T], ctx = new double[q.Length], dQ = new double[q.Length], dK = new double[k.Length], dV = new double[v.Length];
         for (var b = 0; b < s.B; b++)
             for (var h = 0; h < s.NH; h++)
             {
@@ -132,6 +136,7 @@ internal static class MatrixChecks
                     }
                     var max = row.Max();
                     var sum = row.Sum(x => Math.Exp(x - max));
+                    lse[(b * s.NH + h) * T + i] = max + Math.Log(sum);
                     for (var j = 0; j <= i; j++)
                         probs[pBase + i * T + j] = Math.Exp(row[j] - max) / sum;
                     var dP = new double[i + 1];
@@ -158,7 +163,7 @@ internal static class MatrixChecks
                     }
                 }
             }
-        return new AttentionResult(probs, ctx, dQ, dK, dV);
+        return new AttentionResult(probs, lse, ctx, dQ, dK, dV);
     }
 
     static double Softmax(Probe p, bool backward)

@@ -108,6 +108,10 @@ internal sealed class NaiveOps(Device device) :
             }
     }
 
+    public long SavedLength(in AttentionShape s) => AttentionStorage.Materialized.SavedLength(s);
+
+    public long ScratchLength(in AttentionShape s) => AttentionStorage.Materialized.ScratchLength(s);
+
     public void Forward(in AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor ctx)
     {
         Span<float> Q = S(q), K = S(k), V = S(v), P = S(probs), O = S(ctx);
@@ -145,7 +149,7 @@ internal sealed class NaiveOps(Device device) :
             }
     }
 
-    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dProbs,
+    public void Backward(in AttentionShape s, Tensor dCtx, Tensor q, Tensor k, Tensor v, Tensor ctx, Tensor probs, Tensor dProbs,
         Tensor dQ, Tensor dK, Tensor dV)
     {
         Span<float> DO = S(dCtx), Q = S(q), K = S(k), V = S(v), P = S(probs), DQ = S(dQ), DK = S(dK), DV = S(dV);

@@ -192,7 +192,7 @@ public sealed class AttentionTests(string deviceName)
 
         public void Forward() => device.Kernels.Attention.Forward(s, QT, KT, VT, Probs, Ctx);
 
-        public void Backward() => device.Kernels.Attention.Backward(s, DCtx, QT, KT, VT, Probs, DProbs, DQ, DK, DV);
+        public void Backward() => device.Kernels.Attention.Backward(s, DCtx, QT, KT, VT, Ctx, Probs, DProbs, DQ, DK, DV);
 
         public void Dispose() => arena.Dispose();
     }

@@ -1,7 +1,13 @@
-// The managed fused attention (GQA, causal) against a float64 reference: forward probs and ctx, backward
-// dQ, dK, dV (the reference backward itself checked by central finite differences of loss = Σ ctx·dCtx),
-// the standalone causal softmax pair, determinism, one launch per call, and a cross-check on ilgpu-cpu.
+// The managed attentions (GQA, causal) against a float64 reference: the FlashAttention-2 ManagedAttention (saved
+// log-sum-exp) and the materialised MaterializedAttention (saved probs), forward ctx, backward dQ, dK, dV (the
+// reference backward itself checked by central finite differences of loss = Σ ctx·dCtx), at block-ragged T,
+// T = 1, GQA and HS not a multiple of 8; fused against materialised; the standalone causal softmax pair;
+// determinism (twice, and across worker partitions); one launch per call; a cross-check on ilgpu-cpu; and the
+// cpu model's activation arena without the (B, NH, T, T) buffers.
 using NUnit.Framework;
+using SddIlgpu.Layers;
+using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Managed;
 using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Tests.Support;
 using static SddIlgpu.Tests.Tensors.ManagedTestKit;
@@ -14,7 +20,14 @@ public sealed class ManagedAttentionTests
 
     static (double[] Probs, double[] Ctx) Forward(AttentionShape s, double[] q, double[] k, double[] v)
     {
-        double[] probs = new double[s.B * s.NH * s.T * s.T], ctx = new double[q.Length];
+        var (probs, ctx, _) = ForwardWithLse(s, q, k, v);
+        return (probs, ctx);
+    }
+
+    /// <summary>Also the log-sum-exp L (B, NH, T) of each row's scaled scores, what FlashAttention-2 saves.</summary>
+    static (double[] Probs, double[] Ctx, double[] Lse) ForwardWithLse(AttentionShape s, double[] q, double[] k, double[] v)
+    {
+        double[] probs = new double[s.B * s.NH * s.T * s.T], ctx = new double[q.Length], lse = new double[s.B * s.NH * s.T];
         var scale = 1 / Math.Sqrt(s.HS);
         for (var b = 0; b < s.B; b++)
             for (var h = 0; h < s.NH; h++)
@@ -26,6 +39,7 @@ public sealed class ManagedAttentionTests
                             row[j] += q[Row(s, b, t, h, s.NH) + d] * k[Row(s, b, j, h / s.Rep, s.KVH) + d] * scale;
                     var max = row.Max();
                     var sum = row.Sum(x => Math.Exp(x - max));
+                    lse[(b * s.NH + h) * s.T + t] = max + Math.Log(sum);
                     for (var j = 0; j <= t; j++)
                     {
                         var p = probs[((b * s.NH + h) * s.T + t) * s.T + j] = Math.Exp(row[j] - max) / sum;
@@ -33,7 +47,7 @@ public sealed class ManagedAttentionTests
                             ctx[Row(s, b, t, h, s.NH) + d] += p * v[Row(s, b, j, h / s.Rep, s.KVH) + d];
                     }
                 }
-        return (probs, ctx);
+        return (probs, ctx, lse);
     }
 
     static (double[] DQ, double[] DK, double[] DV) Backward(AttentionShape s, double[] q, double[] k, double[] v, double[] dCtx)
@@ -95,28 +109,146 @@ public sealed class ManagedAttentionTests
         }
     }
 
+    /// <summary>
+    /// Runs forward then backward of <paramref name="att"/> on cpu. Returned arrays: 0 q, 1 k, 2 v, 3 saved, 4 ctx,
+    /// 5 dCtx, 6 scratch, 7 dQ, 8 dK, 9 dV. Gradients and scratch start as NaN: they must be overwritten.
+    /// </summary>
+    static float[][] RunBoth(IAttentionOps att, AttentionShape s, int seed = 5)
+    {
+        int nq = s.B * s.T * s.NH * s.HS, nkv = s.B * s.T * s.KVH * s.HS;
+        float[] NaNs(long n) => Enumerable.Repeat(float.NaN, checked((int)n)).ToArray();
+        return Run(Cpu, [Check.Random(nq, seed), Check.Random(nkv, seed + 1, 1.5f), Check.Random(nkv, seed + 2), new float[att.SavedLength(s)],
+            new float[nq], Check.Random(nq, seed + 3), NaNs(att.ScratchLength(s)), NaNs(nq), NaNs(nkv), NaNs(nkv)], t =>
+        {
+            att.Forward(s, t[0], t[1], t[2], t[3], t[4]);
+            att.Backward(s, t[5], t[0], t[1], t[2], t[4], t[3], t[6], t[7], t[8], t[9]);
+        });
+    }
+
+    static IAttentionOps Fused => Cpu.Ops.Attention;
+
+    [Test]
+    public void TheCpuDeviceUsesTheFusedAttention()
+    {
+        Assert.That(Cpu.Ops.Attention, Is.InstanceOf<ManagedAttention>());
+        var s = new AttentionShape(4, 256, 6, 6, 64);
+        Assert.That(Cpu.Ops.Attention.SavedLength(s), Is.EqualTo(4L * 6 * 256), "saved: L (B, NH, T)");
+        Assert.That(Cpu.Ops.Attention.ScratchLength(s), Is.EqualTo(4L * 6 * 256), "scratch: D (B, NH, T)");
+        Assert.That(new MaterializedAttention(Cpu).SavedLength(s), Is.EqualTo(4L * 6 * 256 * 256), "materialised: P (B, NH, T, T)");
+    }
+
+    /// <summary>Both managed attentions against float64, at shapes that cross and miss the 64-row blocks.</summary>
     [TestCase(1, 1, 1, 1, 1)]
     [TestCase(2, 4, 2, 7, 8)]
     [TestCase(1, 3, 1, 33, 5)]
     [TestCase(1, 2, 2, 65, 16)]
+    [TestCase(1, 4, 2, 130, 12)]
+    [TestCase(2, 4, 1, 64, 7)]
+    [TestCase(1, 2, 1, 200, 64)]
+    [TestCase(1, 1, 1, 129, 20)]
     public void ForwardAndBackwardMatchFloat64(int B, int NH, int KVH, int T, int HS)
     {
         var s = new AttentionShape(B, T, NH, KVH, HS);
-        int nq = B * T * NH * HS, nkv = B * T * KVH * HS, np = B * NH * T * T;
-        float[] q = Check.Random(nq, 5), k = Check.Random(nkv, 6), v = Check.Random(nkv, 7), dCtx = Check.Random(nq, 8);
-        var (probs, ctx) = Forward(s, ToDouble(q), ToDouble(k), ToDouble(v));
-        var (dQ, dK, dV) = Backward(s, ToDouble(q), ToDouble(k), ToDouble(v), ToDouble(dCtx));
-        var nan = Enumerable.Repeat(float.NaN, nkv).ToArray(); // overwritten, never read
-        var got = Run(Cpu, [q, k, v, new float[np], new float[nq], dCtx, new float[np], new float[nq], nan, nan], t =>
+        foreach (var (att, fused) in new[] { (Fused, true), (new MaterializedAttention(Cpu), false) })
         {
-            Cpu.Ops.Attention.Forward(s, t[0], t[1], t[2], t[3], t[4]);
-            Cpu.Ops.Attention.Backward(s, t[5], t[0], t[1], t[2], t[3], t[6], t[7], t[8], t[9]);
-        });
-        Check.Close(got[3], probs, 1e-6, 1e-4, "probs");
-        Check.Close(got[4], ctx, 1e-6, 1e-4, "ctx");
-        Check.Close(got[7], dQ, 1e-5, 1e-4, "dQ");
-        Check.Close(got[8], dK, 1e-5, 1e-4, "dK");
-        Check.Close(got[9], dV, 1e-5, 1e-4, "dV");
+            var got = RunBoth(att, s);
+            var (probs, ctx, lse) = ForwardWithLse(s, ToDouble(got[0]), ToDouble(got[1]), ToDouble(got[2]));
+            var (dQ, dK, dV) = Backward(s, ToDouble(got[0]), ToDouble(got[1]), ToDouble(got[2]), ToDouble(got[5]));
+            var which = fused ? "fused" : "materialised";
+            Check.Close(got[3], fused ? lse : probs, 1e-6, 1e-4, $"{which} saved {(fused ? "log-sum-exp" : "probs")}");
+            Check.Close(got[4], ctx, 1e-6, 1e-4, $"{which} ctx");
+            Check.Close(got[7], dQ, 1e-5, 1e-4, $"{which} dQ");
+            Check.Close(got[8], dK, 1e-5, 1e-4, $"{which} dK");
+            Check.Close(got[9], dV, 1e-5, 1e-4, $"{which} dV");
+        }
+    }
+
+    /// <summary>The fused attention's gradients against central finite differences of the float64 loss Σ ctx·dCtx.</summary>
+    [TestCase(1, 4, 2, 5, 3)]
+    [TestCase(1, 2, 1, 3, 9)]
+    public void FusedBackwardMatchesFiniteDifferences(int B, int NH, int KVH, int T, int HS)
+    {
+        var s = new AttentionShape(B, T, NH, KVH, HS);
+        var got = RunBoth(Fused, s, seed: 21);
+        double[] q = ToDouble(got[0]), k = ToDouble(got[1]), v = ToDouble(got[2]), dCtx = ToDouble(got[5]);
+        double Loss() => Forward(s, q, k, v).Ctx.Select((c, i) => c * dCtx[i]).Sum();
+        foreach (var (x, grad, name) in new[] { (q, got[7], "dQ"), (k, got[8], "dK"), (v, got[9], "dV") })
+        {
+            var fd = new double[x.Length];
+            for (var i = 0; i < x.Length; i++)
+            {
+                var keep = x[i];
+                x[i] = keep + 1e-6;
+                var up = Loss();
+                x[i] = keep - 1e-6;
+                fd[i] = (up - Loss()) / 2e-6;
+                x[i] = keep;
+            }
+            Check.Close(grad, fd, 1e-5, 1e-4, $"fused {name} vs finite differences");
+        }
+    }
+
+    /// <summary>Fused against materialised on the same inputs, at baby-gpt's head size and a GQA shape.</summary>
+    [TestCase(1, 2, 2, 256, 64)]
+    [TestCase(2, 4, 2, 100, 24)]
+    public void FusedMatchesMaterialised(int B, int NH, int KVH, int T, int HS)
+    {
+        var s = new AttentionShape(B, T, NH, KVH, HS);
+        float[][] fused = RunBoth(Fused, s), old = RunBoth(new MaterializedAttention(Cpu), s);
+        foreach (var (i, name) in new[] { (4, "ctx"), (7, "dQ"), (8, "dK"), (9, "dV") })
+            Check.Close(fused[i], old[i], 1e-5, 1e-4, $"fused vs materialised {name}");
+    }
+
+    /// <summary>The fused attention repeats bit for bit, and its results do not depend on how many parts share the work.</summary>
+    [TestCase(2, 4, 2, 130, 12)]
+    [TestCase(3, 2, 1, 64, 16)]
+    public void FusedIsBitIdenticalTwiceAndAcrossPartitions(int B, int NH, int KVH, int T, int HS)
+    {
+        var s = new AttentionShape(B, T, NH, KVH, HS);
+        var first = RunBoth(Fused, s);
+        var again = RunBoth(Fused, s);
+        foreach (var parts in new[] { 1, 2, 3 })
+        {
+            var split = RunBoth(new ManagedAttention(Cpu) { Parts = parts }, s);
+            foreach (var (i, name) in new[] { (3, "L"), (4, "ctx"), (6, "D"), (7, "dQ"), (8, "dK"), (9, "dV") })
+            {
+                Check.BitIdentical(again[i], first[i], $"{name} twice");
+                Check.BitIdentical(split[i], first[i], $"{name} with {parts} part(s)");
+            }
+        }
+    }
+
+    [Test]
+    public void FusedShapeErrorsAreClear()
+    {
+        var s = new AttentionShape(1, 4, 2, 1, 3);
+        var e = Assert.Throws<ArgumentException>(() => Run(Cpu, [new float[24], new float[12], new float[12], new float[8 * 4], new float[24]],
+            t => Fused.Forward(s, t[0], t[1], t[2], t[3], t[4])))!;
+        Assert.That(e.Message, Does.Contain("saved log-sum-exp").And.Contain("8"));
+        e = Assert.Throws<ArgumentException>(() => Run(Cpu, [new float[24], new float[12], new float[12], new float[8], new float[24]],
+            t => Fused.Forward(s with { KVH = 3 }, t[0], t[1], t[2], t[3], t[4])))!;
+        Assert.That(e.Message, Does.Contain("KVH must divide NH"));
+    }
+
+    /// <summary>
+    /// The cpu model's activation arena holds no (B, NH, T, T) buffer: per layer the saved state is L (B, NH, T)
+    /// instead of P, and the shared scratch is D (B, NH, T) instead of dP; the model allocates exactly that.
+    /// </summary>
+    [Test]
+    public void TheCpuModelAllocatesNoTxTAttentionBuffers()
+    {
+        var c = new ModelConfig(54, 32, 2, 4, 2, 48, 70, Residual.Pre, LinearKind.SddCode);
+        const int Batch = 3;
+        long tt = (long)Batch * c.NHead * c.SeqLen * c.SeqLen, rows = (long)Batch * c.NHead * c.SeqLen;
+        var fused = Model.ActivationLength(c, Batch, Cpu.Ops.Attention);
+        Assert.That(Model.ActivationLength(c, Batch, AttentionStorage.Materialized) - fused, Is.EqualTo((c.NLayer + 1) * (tt - rows)));
+        using var weights = new ModelWeights(Cpu, c);
+        var before = Cpu.Counters.AllocatedBytes;
+        using var model = new Model(weights, Batch);
+        Assert.That(Cpu.Counters.AllocatedBytes - before, Is.EqualTo(4 * fused), "the model's arena is the fused length");
+        var baby = ModelConfig.Preset("baby-gpt", 65, Residual.Pre, LinearKind.SddCode);
+        Assert.That(Model.ActivationLength(baby, 4, AttentionStorage.Materialized) - Model.ActivationLength(baby, 4, Cpu.Ops.Attention),
+            Is.EqualTo((baby.NLayer + 1) * (4L * 6 * 256 * 256 - 4L * 6 * 256)), "baby-gpt: 1,566,720 floats (5.98 MiB) fewer per layer, and as many in the shared scratch");
     }
 
     [TestCase(3, 7)]
@@ -146,32 +278,36 @@ public sealed class ManagedAttentionTests
         Check.Close(got[1], dS, 1e-6, 1e-5, "causal softmax backward");
     }
 
-    static float[][] Inputs(AttentionShape s)
+    static float[][] Inputs(AttentionShape s, IAttentionStorage storage)
     {
-        int nq = s.B * s.T * s.NH * s.HS, nkv = s.B * s.T * s.KVH * s.HS, np = s.B * s.NH * s.T * s.T;
-        return [Check.Random(nq, 11), Check.Random(nkv, 12), Check.Random(nkv, 13), new float[np], new float[nq],
-            Check.Random(nq, 14), new float[np], new float[nq], new float[nkv], new float[nkv]];
+        int nq = s.B * s.T * s.NH * s.HS, nkv = s.B * s.T * s.KVH * s.HS;
+        return [Check.Random(nq, 11), Check.Random(nkv, 12), Check.Random(nkv, 13), new float[storage.SavedLength(s)], new float[nq],
+            Check.Random(nq, 14), new float[storage.ScratchLength(s)], new float[nq], new float[nkv], new float[nkv]];
     }
 
     [Test]
     public void RepeatsBitForBitAndCountsOneLaunchEach()
     {
         var s = new AttentionShape(2, 33, 4, 2, 8);
-        Deterministic(Inputs(s), t =>
+        Deterministic(Inputs(s, Fused), t =>
         {
             Assert.That(Launches(Cpu, () => Cpu.Ops.Attention.Forward(s, t[0], t[1], t[2], t[3], t[4])), Is.EqualTo(1));
-            Assert.That(Launches(Cpu, () => Cpu.Ops.Attention.Backward(s, t[5], t[0], t[1], t[2], t[3], t[6], t[7], t[8], t[9])), Is.EqualTo(1));
+            Assert.That(Launches(Cpu, () => Cpu.Ops.Attention.Backward(s, t[5], t[0], t[1], t[2], t[4], t[3], t[6], t[7], t[8], t[9])), Is.EqualTo(1));
         }, "attention");
     }
 
+    /// <summary>The fused cpu attention against the ILGPU kernels (materialised) on ilgpu-cpu: ctx, dQ, dK, dV.</summary>
     [Test]
     public void MatchesIlgpuKernel()
     {
-        var s = new AttentionShape(1, 7, 4, 2, 8);
-        CrossCheck(Inputs(s), (d, t) =>
+        var s = new AttentionShape(1, 70, 4, 2, 8);
+        float[][] Both(Device d) => Run(d, Inputs(s, d.Ops.Attention), t =>
         {
             d.Ops.Attention.Forward(s, t[0], t[1], t[2], t[3], t[4]);
-            d.Ops.Attention.Backward(s, t[5], t[0], t[1], t[2], t[3], t[6], t[7], t[8], t[9]);
-        }, [3, 4, 7, 8, 9], 1e-5, 1e-4, "attention");
+            d.Ops.Attention.Backward(s, t[5], t[0], t[1], t[2], t[4], t[3], t[6], t[7], t[8], t[9]);
+        });
+        float[][] managed = Both(Cpu), kernel = Both(Support.TestDevices.Get("ilgpu-cpu"));
+        foreach (var (i, name) in new[] { (4, "ctx"), (7, "dQ"), (8, "dK"), (9, "dV") })
+            Check.Close(managed[i], kernel[i], 1e-5, 1e-4, $"attention {name} (cpu vs ilgpu-cpu)");
     }
 }

@@ -3,6 +3,7 @@
 using System.Diagnostics;
 using NUnit.Framework;
 using SddIlgpu.Layers;
+using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Tests.Support;
 using SddIlgpu.Training;
 using SddIlgpu.Training.Data;
@@ -19,6 +20,9 @@ public sealed class MemoryEstimateTests
 
     static readonly TrainConfig TinyTrain = TrainConfig.ForPreset("tiny");
 
+    /// <summary>The `cpu` device's attention storage (fused: no (B, NH, T, T) buffers).</summary>
+    static readonly IAttentionStorage Cpu = AttentionStorage.Fused;
+
     /// <summary>
     /// Every byte the trainer allocates is in the estimate, for each linear kind, GQA, and with the sampler on.
     /// This pins the estimate to the code: a layer that allocates more than its ActivationLength fails here.
@@ -33,7 +37,7 @@ public sealed class MemoryEstimateTests
         var corpus = Fables.Value;
         var model = new ModelConfig(corpus.Tokenizer.VocabSize, 16, 3, heads, kvHeads, 40, 8, residual, linear);
         var train = new TrainConfig { Steps = 1, Batch = 3, EvalEvery = 0, EvalBatches = 1, SampleEvery = sampleEvery, SampleTokens = 2 };
-        var estimate = MemoryEstimate.For(model, train);
+        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention);
         var dir = Directory.CreateTempSubdirectory("sdd-mem-").FullName;
         try
         {
@@ -43,7 +47,7 @@ public sealed class MemoryEstimateTests
                 t.Sample("", 1, 1);
             Assert.That(device.Counters.AllocatedBytes - before, Is.EqualTo(estimate.DeviceBytes));
             Assert.That(estimate.ParameterCount, Is.EqualTo(t.Weights.Count));
-            Assert.That(estimate.ActivationBytes, Is.EqualTo(4 * Model.ActivationLength(model, train.Batch)));
+            Assert.That(estimate.ActivationBytes, Is.EqualTo(4 * Model.ActivationLength(model, train.Batch, device.Ops.Attention)));
         }
         finally
         {
@@ -57,7 +61,7 @@ public sealed class MemoryEstimateTests
         // V = 54, C = 64, L = 2, NH = KVH = 4, HS = 16, F = 176, sdd-code. Per block: 4·C² (wq wk wv wo) + 3·F·C
         // (up, gate, down) + gains: attn_norm C, q_norm HS, k_norm HS, ctx_norm C, o_norm C, ffn_norm C, upgate 2F,
         // down_norm C = 16,384 + 33,792 + 704 = 50,880. Plus the embedding V·C = 3,456 and the final norm C = 64.
-        var e = MemoryEstimate.For(Tiny(), TinyTrain);
+        var e = MemoryEstimate.For(Tiny(), TinyTrain, Cpu);
         Assert.That(e.ParameterCount, Is.EqualTo(3_456 + 2 * 50_880 + 64));
         Assert.That(e.ParameterBytes, Is.EqualTo(4 * e.ParameterCount));
         Assert.That(e.GradientBytes, Is.EqualTo(4 * e.ParameterCount));
@@ -83,7 +87,7 @@ public sealed class MemoryEstimateTests
     public void DModel100000IsRefusedEvenAtBatchOne()
     {
         var c = ModelConfig.Preset("tiny", 54, Residual.Post, LinearKind.SddCode) with { DModel = 100_000, FfnHidden = ModelConfig.DefaultFfnHidden(100_000) };
-        var e = MemoryEstimate.For(c, TinyTrain);
+        var e = MemoryEstimate.For(c, TinyTrain, Cpu);
         var ex = Assert.Throws<RunTooLargeException>(() => e.EnsureFits(24 * GiB, 24 * GiB, true, "cpu", TinyTrain))!;
         Assert.That(ex.Message, Does.Not.Contain("\n"));
         Assert.That(ex.Message, Does.Contain("not even --batch 1 fits"));
@@ -95,12 +99,12 @@ public sealed class MemoryEstimateTests
     public void NLayer10000IsRefusedWithTheLargestBatchThatFits()
     {
         var c = Tiny() with { NLayer = 10_000 };
-        var e = MemoryEstimate.For(c, TinyTrain);
+        var e = MemoryEstimate.For(c, TinyTrain, Cpu);
         Assert.That(e.ParameterCount, Is.EqualTo(3_456 + 10_000L * 50_880 + 64));
         // 10 GB of weights, gradients and moments, 12 GB of checkpoint staging and ~7.5 GB of activations per sequence.
         var small = Assert.Throws<RunTooLargeException>(() => e.EnsureFits(24 * GiB, 24 * GiB, true, "cpu", TinyTrain))!;
         Assert.That(small.Message, Does.Contain(MemoryEstimate.Format(e.RequiredBytes(true))).And.Contain("24.00 GiB").And.Contain("not even --batch 1"));
-        Assert.That(MemoryEstimate.For(c, TinyTrain with { Batch = 1 }).Fits(24 * GiB, 24 * GiB, true), Is.False);
+        Assert.That(MemoryEstimate.For(c, TinyTrain with { Batch = 1 }, Cpu).Fits(24 * GiB, 24 * GiB, true), Is.False);
         var big = Assert.Throws<RunTooLargeException>(() => e.EnsureFits(64 * GiB, 64 * GiB, true, "cpu", TinyTrain))!;
         AssertLargestBatchIsExact(c, TinyTrain, 64 * GiB, big.Message);
     }
@@ -109,7 +113,7 @@ public sealed class MemoryEstimateTests
     public void Batch1000000IsRefusedWithTheLargestBatchThatFits()
     {
         var train = TinyTrain with { Batch = 1_000_000 };
-        var e = MemoryEstimate.For(Tiny(), train);
+        var e = MemoryEstimate.For(Tiny(), train, Cpu);
         Assert.That(e.LargestTensor, Is.EqualTo(1_000_000L * 64 * 2 * 176), "SwiGLU's [up | gate], B·T·2F");
         var ex = Assert.Throws<RunTooLargeException>(() => e.EnsureFits(24 * GiB, 24 * GiB, true, "cpu", train))!;
         var best = AssertLargestBatchIsExact(Tiny(), train, 24 * GiB, ex.Message);
@@ -119,18 +123,18 @@ public sealed class MemoryEstimateTests
     /// <summary>The largest batch the message names fits, and one more does not.</summary>
     static int AssertLargestBatchIsExact(ModelConfig c, TrainConfig train, long memory, string message)
     {
-        var best = MemoryEstimate.LargestBatch(c, train, memory, memory, true, train.Batch - 1);
+        var best = MemoryEstimate.LargestBatch(c, train, Cpu, memory, memory, true, train.Batch - 1);
         Assert.That(best, Is.Positive, message);
         Assert.That(message, Does.Contain($"--batch {best}"));
-        Assert.That(MemoryEstimate.For(c, train with { Batch = best }).Fits(memory, memory, true), Is.True);
-        Assert.That(MemoryEstimate.For(c, train with { Batch = best + 1 }).Fits(memory, memory, true), Is.False);
+        Assert.That(MemoryEstimate.For(c, train with { Batch = best }, Cpu).Fits(memory, memory, true), Is.True);
+        Assert.That(MemoryEstimate.For(c, train with { Batch = best + 1 }, Cpu).Fits(memory, memory, true), Is.False);
         return best;
     }
 
     [Test]
     public void AGpuRunIsCheckedAgainstDeviceMemoryAndHostStagingAgainstRam()
     {
-        var e = MemoryEstimate.For(Tiny(), TinyTrain);
+        var e = MemoryEstimate.For(Tiny(), TinyTrain, Cpu);
         Assert.That(e.Fits(e.DeviceBytes, e.HostBytes, hostMemoryDevice: false), Is.True);
         Assert.That(e.Fits(e.DeviceBytes - 1, long.MaxValue, hostMemoryDevice: false), Is.False);
         Assert.That(e.Fits(long.MaxValue, e.HostBytes - 1, hostMemoryDevice: false), Is.False);
@@ -145,15 +149,15 @@ public sealed class MemoryEstimateTests
     public void OverflowingSizesAreRefusedInstantly()
     {
         var clock = Stopwatch.StartNew();
-        var deep = MemoryEstimate.For(Tiny() with { NLayer = 100_000_000 }, TinyTrain); // counting must not enumerate blocks
+        var deep = MemoryEstimate.For(Tiny() with { NLayer = 100_000_000 }, TinyTrain, Cpu); // counting must not enumerate blocks
         Assert.That(deep.ParameterCount, Is.EqualTo(3_456 + 100_000_000L * 50_880 + 64));
         Assert.That(deep.Fits(long.MaxValue, long.MaxValue, true), Is.False, "parameters exceed one tensor's limit");
-        Assert.Throws<RunTooLargeException>(() => MemoryEstimate.For(Tiny() with { NLayer = int.MaxValue }, TinyTrain));
+        Assert.Throws<RunTooLargeException>(() => MemoryEstimate.For(Tiny() with { NLayer = int.MaxValue }, TinyTrain, Cpu));
         var rows = TinyTrain with { Batch = int.MaxValue / 8 };
-        Assert.Throws<OverflowException>(() => Model.ActivationLength(Tiny(), rows.Batch), "B·T past int rows must throw, not wrap");
-        var ex = Assert.Throws<RunTooLargeException>(() => MemoryEstimate.For(Tiny(), rows))!;
+        Assert.Throws<OverflowException>(() => Model.ActivationLength(Tiny(), rows.Batch, Cpu), "B·T past int rows must throw, not wrap");
+        var ex = Assert.Throws<RunTooLargeException>(() => MemoryEstimate.For(Tiny(), rows, Cpu))!;
         Assert.That(ex.Message, Does.Contain("too large to address").And.Contain("--batch"));
-        Assert.That(MemoryEstimate.LargestBatch(Tiny(), rows, 24 * GiB, 24 * GiB, true, rows.Batch), Is.InRange(1, rows.Batch - 1));
+        Assert.That(MemoryEstimate.LargestBatch(Tiny(), rows, Cpu, 24 * GiB, 24 * GiB, true, rows.Batch), Is.InRange(1, rows.Batch - 1));
         var wide = Assert.Throws<ArgumentException>(() => ModelConfig.DefaultFfnHidden(1_000_000_000))!;
         Assert.That(wide.Message, Does.Contain("--d-model"));
         Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(5));
