@@ -21,6 +21,14 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
     static readonly Lazy<Bpe> Shared = new(Bpe.Load);
 
+    /// <summary>
+    /// One encoder per thread, each with its own compiled pre-tokenizer Regex and BPE cache. Sharing one made two
+    /// encoding threads slower than one (a Regex instance caches one matcher, and a second thread matching at the
+    /// same time builds a new one per call; the encoder's cache is shared state too): on 100 MB, 1 thread 48 MB/s,
+    /// 2 threads sharing one encoder 37–40 MB/s, 2 threads with one each 84–90 MB/s (issue 12, docs/perf.md).
+    /// </summary>
+    static readonly ThreadLocal<Tokenizer> PerThread = new(() => Shared.Value.CreateOrdinary());
+
     public string Kind => "gpt2";
     public int VocabSize => EndOfText + 1;
 
@@ -28,7 +36,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public int[] Encode(string text)
     {
         Tokenizers.RequireWellFormed(text);
-        return [.. Shared.Value.Ordinary.EncodeToIds(text)];
+        return [.. PerThread.Value!.EncodeToIds(text)];
     }
 
     public string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
@@ -44,8 +52,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
     public string ToJson() => TokenizerJson.Write(this);
 
-    /// <summary>The ordinary encoder and the bytes of every id.</summary>
-    sealed record Bpe(Tokenizer Ordinary, byte[][] TokenBytes)
+    /// <summary>The tiktoken vocabulary file and the bytes of every id.</summary>
+    sealed record Bpe(byte[] Vocabulary, byte[][] TokenBytes)
     {
         // tiktoken's r50k_base pattern (openai_public.py), the one Microsoft.ML.Tokenizers uses for "gpt2".
         const string Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -79,12 +87,18 @@ public sealed class Gpt2Tokenizer : ITokenizer
             if (Array.IndexOf(table, null) is var missing and >= 0)
                 throw new InvalidOperationException($"The GPT-2 vocabulary of {assembly} has no token {missing}.");
 
-            // The pre-tokenizer is given no special tokens, so none is matched in the text; the tokenizer knows
-            // <|endoftext|> only to decode it.
-            vocab.Position = 0;
-            var ordinary = TiktokenTokenizer.Create(vocab, new RegexPreTokenizer(new Regex(Pattern, RegexOptions.Compiled), null), null,
+            return new Bpe(vocab.ToArray(), table);
+        }
+
+        /// <summary>
+        /// A new ordinary encoder. The pre-tokenizer is given no special tokens, so none is matched in the text; the
+        /// tokenizer knows &lt;|endoftext|&gt; only to decode it.
+        /// </summary>
+        public Tokenizer CreateOrdinary()
+        {
+            using var vocab = new MemoryStream(Vocabulary, writable: false);
+            return TiktokenTokenizer.Create(vocab, new RegexPreTokenizer(new Regex(Pattern, RegexOptions.Compiled), null), null,
                 new Dictionary<string, int> { [EndOfTextText] = EndOfText });
-            return new Bpe(ordinary, table);
         }
     }
 }
