@@ -62,8 +62,10 @@ internal abstract unsafe class GemmMicroKernel
     public abstract void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
 
     /// <summary>
-    /// C[r·ldc + j] += Σ_k A(r, k)·B[k·bK + j] over the whole MR×NR tile, the k-sum fused onto C in k order
-    /// (acc = C, then acc = fma(A, B, acc) per k): C is read and written once, never staged through memory.
+    /// C[r·ldc + j] += Σ_k A(r, k)·B[k·bK + j] over the whole MR×NR tile: the k-sum in registers from zero, then
+    /// C + sum stored, so C is read and written once and never staged through memory. C is added last, not used
+    /// as the first addend: one process accumulating micro-batches then sums exactly as ranks do before their
+    /// allreduce (C + Σ), which DistributedTests checks bit for bit.
     /// </summary>
     public abstract void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc);
 
@@ -181,10 +183,10 @@ internal abstract unsafe class GemmMicroKernel
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
             var c4 = c + 4 * ldc;
-            Vector512<float> c00 = Vector512.Load(c), c01 = Vector512.Load(c + 16), c10 = Vector512.Load(c + ldc), c11 = Vector512.Load(c + ldc + 16);
-            Vector512<float> c20 = Vector512.Load(c + 2 * ldc), c21 = Vector512.Load(c + 2 * ldc + 16), c30 = Vector512.Load(c + 3 * ldc), c31 = Vector512.Load(c + 3 * ldc + 16);
-            Vector512<float> c40 = Vector512.Load(c4), c41 = Vector512.Load(c4 + 16), c50 = Vector512.Load(c4 + ldc), c51 = Vector512.Load(c4 + ldc + 16);
-            Vector512<float> c60 = Vector512.Load(c4 + 2 * ldc), c61 = Vector512.Load(c4 + 2 * ldc + 16), c70 = Vector512.Load(c4 + 3 * ldc), c71 = Vector512.Load(c4 + 3 * ldc + 16);
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+            Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+            Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+            Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
             nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
             var a4 = a + 4 * aR;
             for (var k = 0; k < kc; k++)
@@ -219,10 +221,10 @@ internal abstract unsafe class GemmMicroKernel
                 a4 += aK;
                 b += bK;
             }
-            c00.Store(c); c01.Store(c + 16); c10.Store(c + ldc); c11.Store(c + ldc + 16);
-            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
-            c40.Store(c4); c41.Store(c4 + 16); c50.Store(c4 + ldc); c51.Store(c4 + ldc + 16);
-            c60.Store(c4 + 2 * ldc); c61.Store(c4 + 2 * ldc + 16); c70.Store(c4 + 3 * ldc); c71.Store(c4 + 3 * ldc + 16);
+            (c00 + Vector512.Load(c)).Store(c); (c01 + Vector512.Load(c + 16)).Store(c + 16); (c10 + Vector512.Load(c + ldc)).Store(c + ldc); (c11 + Vector512.Load(c + ldc + 16)).Store(c + ldc + 16);
+            (c20 + Vector512.Load(c + 2 * ldc)).Store(c + 2 * ldc); (c21 + Vector512.Load(c + 2 * ldc + 16)).Store(c + 2 * ldc + 16); (c30 + Vector512.Load(c + 3 * ldc)).Store(c + 3 * ldc); (c31 + Vector512.Load(c + 3 * ldc + 16)).Store(c + 3 * ldc + 16);
+            (c40 + Vector512.Load(c4)).Store(c4); (c41 + Vector512.Load(c4 + 16)).Store(c4 + 16); (c50 + Vector512.Load(c4 + ldc)).Store(c4 + ldc); (c51 + Vector512.Load(c4 + ldc + 16)).Store(c4 + ldc + 16);
+            (c60 + Vector512.Load(c4 + 2 * ldc)).Store(c4 + 2 * ldc); (c61 + Vector512.Load(c4 + 2 * ldc + 16)).Store(c4 + 2 * ldc + 16); (c70 + Vector512.Load(c4 + 3 * ldc)).Store(c4 + 3 * ldc); (c71 + Vector512.Load(c4 + 3 * ldc + 16)).Store(c4 + 3 * ldc + 16);
         }
 
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
@@ -316,9 +318,9 @@ internal abstract unsafe class GemmMicroKernel
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
             var c3 = c + 3 * ldc;
-            Vector256<float> c00 = Vector256.Load(c), c01 = Vector256.Load(c + 8), c10 = Vector256.Load(c + ldc), c11 = Vector256.Load(c + ldc + 8);
-            Vector256<float> c20 = Vector256.Load(c + 2 * ldc), c21 = Vector256.Load(c + 2 * ldc + 8), c30 = Vector256.Load(c3), c31 = Vector256.Load(c3 + 8);
-            Vector256<float> c40 = Vector256.Load(c3 + ldc), c41 = Vector256.Load(c3 + ldc + 8), c50 = Vector256.Load(c3 + 2 * ldc), c51 = Vector256.Load(c3 + 2 * ldc + 8);
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+            Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+            Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
             nint r1 = aR, r2 = 2 * aR;
             var a3 = a + 3 * aR;
             for (var k = 0; k < kc; k++)
@@ -347,9 +349,9 @@ internal abstract unsafe class GemmMicroKernel
                 a3 += aK;
                 b += bK;
             }
-            c00.Store(c); c01.Store(c + 8); c10.Store(c + ldc); c11.Store(c + ldc + 8);
-            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8); c30.Store(c3); c31.Store(c3 + 8);
-            c40.Store(c3 + ldc); c41.Store(c3 + ldc + 8); c50.Store(c3 + 2 * ldc); c51.Store(c3 + 2 * ldc + 8);
+            (c00 + Vector256.Load(c)).Store(c); (c01 + Vector256.Load(c + 8)).Store(c + 8); (c10 + Vector256.Load(c + ldc)).Store(c + ldc); (c11 + Vector256.Load(c + ldc + 8)).Store(c + ldc + 8);
+            (c20 + Vector256.Load(c + 2 * ldc)).Store(c + 2 * ldc); (c21 + Vector256.Load(c + 2 * ldc + 8)).Store(c + 2 * ldc + 8); (c30 + Vector256.Load(c3)).Store(c3); (c31 + Vector256.Load(c3 + 8)).Store(c3 + 8);
+            (c40 + Vector256.Load(c3 + ldc)).Store(c3 + ldc); (c41 + Vector256.Load(c3 + ldc + 8)).Store(c3 + ldc + 8); (c50 + Vector256.Load(c3 + 2 * ldc)).Store(c3 + 2 * ldc); (c51 + Vector256.Load(c3 + 2 * ldc + 8)).Store(c3 + 2 * ldc + 8);
         }
 
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
