@@ -82,6 +82,24 @@ public sealed class ManagedGemmTests
         }
     }
 
+    /// <summary>
+    /// C += Aᵀ·B equals C + (Aᵀ·B into zeros) bit for bit while K fits one k-block: a process accumulating two
+    /// micro-batches must round like two MPI ranks summing their gradients (DistributedTests). The micro-kernel once
+    /// started its k-sum from C, which broke this in the last bit (`wq.weight` under tests/stress.sh).
+    /// </summary>
+    [TestCase(64, 64, 32, 64)]     // full 8×32 / 6×16 tiles: the register-accumulating micro-kernel
+    [TestCase(65, 344, 200, 65)]   // ragged edges and packed Aᵀ
+    [TestCase(176, 96, 256, 352)]  // Aᵀ read in place, K = one whole k-block
+    public void AccumulatingAddsCAfterTheSumLikeAnAllreduce(int m, int n, int k, int lda)
+    {
+        MatrixLayout la = new(lda), lb = new(n), lc = new(n);
+        float[] a = Check.Random(k * lda, 31), b = Check.Random(k * n, 32), c = Check.Random(m * n, 33);
+        var accumulate = new GemmSpec(m, n, k, TransA: true, Beta: 1f);
+        var got = Run(Cpu, [a, b, c], t => Cpu.Ops.Gemm.Gemm(accumulate, t[0], la, t[1], lb, t[2], lc))[2];
+        var sum = Run(Cpu, [a, b, new float[m * n]], t => Cpu.Ops.Gemm.Gemm(accumulate with { Beta = 0f }, t[0], la, t[1], lb, t[2], lc))[2];
+        Check.BitIdentical(got, [.. c.Select((x, i) => x + sum[i])], $"C + Aᵀ·B {accumulate}");
+    }
+
     [Test]
     public void BetaZeroNeverReadsC()
     {
