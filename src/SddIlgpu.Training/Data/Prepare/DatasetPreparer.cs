@@ -1,6 +1,6 @@
-// `sdd prepare`: inputs → documents → tokens → llm.c shards, with bounded memory. Pieces are encoded on
-// every core in batches and written in input order, so the shards equal a sequential encode token for
-// token. Everything is written into a temporary folder that is renamed into place at the end.
+// `sdd prepare`: inputs → documents → tokens → llm.c shards, with bounded memory. Groups of pieces are encoded
+// on every core and written in input order as they finish (OrderedParallel), so the shards equal a sequential
+// encode token for token. Everything is written into a temporary folder that is renamed into place at the end.
 using System.Text;
 using System.Text.Json;
 using SddIlgpu.Tensors.Random;
@@ -161,16 +161,15 @@ public static class DatasetPreparer
     static ITokenizer BuildCharVocabulary(string[] inputs, PrepareOptions o, bool withSeparator, long total, IProgress<PrepareProgress>? progress, CancellationToken cancel)
     {
         var seen = new HashSet<int>();
-        long done = 0;
-        foreach (var batch in Batches(inputs, o, b => progress?.Report(new PrepareProgress(done + b, total, 0, 0, "vocabulary")), () => done))
+        var groups = Batches(inputs, o, o.ChunkBytes, 256, b => progress?.Report(new PrepareProgress(b, total, 0, 0, "vocabulary")));
+        foreach (var (_, set) in OrderedParallel.Select(groups, g =>
         {
-            cancel.ThrowIfCancellationRequested();
-            var sets = new HashSet<int>[batch.Count];
-            ForEachPiece(batch.Count, o.Threads, i => sets[i] = CodePoints(Decode(batch[i].Piece)), cancel);
-            foreach (var s in sets)
-                seen.UnionWith(s);
-            done = batch[^1].ConsumedAfter;
-        }
+            var set = new HashSet<int>();
+            foreach (var item in g)
+                set.UnionWith(CodePoints(Decode(item.Piece)));
+            return set;
+        }, o.Threads, 4 * o.Threads, cancel))
+            seen.UnionWith(set);
         if (withSeparator)
             seen.Add(CharSeparator);
         if (seen.Count == 0)
@@ -179,26 +178,6 @@ public static class DatasetPreparer
         foreach (var cp in seen.Order())
             sb.Append(char.ConvertFromUtf32(cp));
         return Data.Tokenizers.Create("char", sb.ToString());
-    }
-
-    /// <summary>Runs body(0..count-1) on up to <paramref name="threads"/> threads; the error of the earliest piece
-    /// is rethrown as it is (not wrapped), so a bad input gives the same message however the work was split.</summary>
-    static void ForEachPiece(int count, int threads, Action<int> body, CancellationToken cancel)
-    {
-        var errors = new Exception?[count];
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel }, i =>
-        {
-            try
-            {
-                body(i);
-            }
-            catch (Exception e)
-            {
-                errors[i] = e;
-            }
-        });
-        if (errors.FirstOrDefault(e => e is not null) is { } first)
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
     }
 
     /// <summary>The distinct code points of <paramref name="text"/>: a bitmap for the BMP (one test per char), a set beyond it.</summary>
@@ -229,24 +208,24 @@ public static class DatasetPreparer
 
     readonly record struct BatchItem(TextPiece Piece, int InputIndex, long ConsumedAfter);
 
-    /// <summary>Pieces of all inputs, grouped into batches of about Threads × 2 MiB.</summary>
-    static IEnumerable<List<BatchItem>> Batches(string[] inputs, PrepareOptions o, Action<long> inInput, Func<long> _)
+    /// <summary>Pieces of all inputs, grouped into runs of at least <paramref name="bytes"/> bytes or of
+    /// <paramref name="count"/> pieces (many short JSON Lines documents make one unit of work).</summary>
+    static IEnumerable<List<BatchItem>> Batches(string[] inputs, PrepareOptions o, int bytes, int count, Action<long> inInput)
     {
-        var limit = (long)o.Threads * 2 * o.ChunkBytes;
         var batch = new List<BatchItem>();
-        long bytes = 0, before = 0;
+        long size = 0, before = 0;
         for (var k = 0; k < inputs.Length; k++)
         {
             long consumed = 0;
             foreach (var piece in DocumentSource.Read(inputs[k], o.Field, c => { consumed = c; inInput(before + c); }, o.ChunkBytes))
             {
                 batch.Add(new BatchItem(piece, k, before + consumed));
-                bytes += piece.Bytes.Length;
-                if (bytes >= limit || batch.Count >= 64 * o.Threads)
+                size += piece.Bytes.Length;
+                if (size >= bytes || batch.Count >= count)
                 {
                     yield return batch;
                     batch = [];
-                    bytes = 0;
+                    size = 0;
                 }
             }
             before += new FileInfo(inputs[k]).Length;
@@ -308,83 +287,56 @@ public static class DatasetPreparer
         var vocab = tokenizer.VocabSize;
         var trainWriter = new ShardWriter(work, o.Prefix, "train", vocab, o.ShardTokens) { Watch = Data.Tokenizers.Newline(tokenizer) ?? -1 };
         var valWriter = new ShardWriter(work, o.Prefix, "val", vocab, o.ShardTokens);
-        var allPath = Path.Combine(work, ".all.tokens");
-        using var all = positionSplit ? new FileStream(allPath, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16) : null;
         var perInput = new long[inputs.Length];
         long documents = 0, trainDocs = 0, valDocs = 0, tokens = 0;
         var sepStream = Philox.StreamOf("prepare.val-split");
         var toVal = false;
         try
         {
-            // Batch k is written on this thread while batch k + 1 is read and encoded on the others, so writing
-            // overlaps encoding; at most two batches are in memory.
-            using var batches = Batches(inputs, o, b => progress?.Report(new PrepareProgress(b, total, tokens, documents, "encode")), () => 0).GetEnumerator();
-            (List<BatchItem>, int[][])? EncodeNext()
+            // One thread reads groups of pieces, o.Threads workers encode them, and this thread writes them in
+            // input order as they come: no barrier between groups, and at most 4 groups per worker in memory.
+            var groups = Batches(inputs, o, o.ChunkBytes, 256, b => progress?.Report(new PrepareProgress(b, total, tokens, documents, "encode")));
+            var encodedGroups = OrderedParallel.Select(groups, g =>
             {
-                if (!batches.MoveNext())
-                    return null;
-                var b = batches.Current;
-                var e = new int[b.Count][];
-                ForEachPiece(b.Count, o.Threads, i => e[i] = EncodePiece(b[i].Piece, tokenizer), cancel);
-                return (b, e);
-            }
-            var current = EncodeNext();
-            while (current is var (batch, encoded))
+                var e = new int[g.Count][];
+                for (var i = 0; i < g.Count; i++)
+                    e[i] = EncodePiece(g[i].Piece, tokenizer);
+                return e;
+            }, o.Threads, 4 * o.Threads, cancel);
+            foreach (var (batch, encoded) in encodedGroups)
             {
                 cancel.ThrowIfCancellationRequested();
-                var ahead = Task.Run(EncodeNext, cancel);
-                try
+                for (var i = 0; i < batch.Count; i++)
                 {
-                    for (var i = 0; i < batch.Count; i++)
+                    var item = batch[i];
+                    if (item.Piece.StartsDocument)
                     {
-                        var item = batch[i];
-                        if (item.Piece.StartsDocument)
+                        perInput[item.InputIndex]++;
+                        if (!positionSplit)
                         {
-                            perInput[item.InputIndex]++;
-                            if (!positionSplit)
-                            {
-                                toVal = o.ValDocs is int n ? documents < n : Philox.Uniform(o.Seed, sepStream, (ulong)documents) < o.ValFraction;
-                                var writer = toVal ? valWriter : trainWriter;
-                                var sep = SeparatorBefore(tokenizer, toVal ? valDocs == 0 : trainDocs == 0);
-                                if (sep >= 0)
-                                    writer.Write([sep]);
-                                if (toVal)
-                                    valDocs++;
-                                else
-                                    trainDocs++;
-                            }
-                            documents++;
+                            toVal = o.ValDocs is int n ? documents < n : Philox.Uniform(o.Seed, sepStream, (ulong)documents) < o.ValFraction;
+                            var writer = toVal ? valWriter : trainWriter;
+                            var sep = SeparatorBefore(tokenizer, toVal ? valDocs == 0 : trainDocs == 0);
+                            if (sep >= 0)
+                                writer.Write([sep]);
+                            if (toVal)
+                                valDocs++;
+                            else
+                                trainDocs++;
                         }
-                        if (positionSplit)
-                            all!.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(encoded[i].AsSpan()));
-                        else
-                            (toVal ? valWriter : trainWriter).Write(encoded[i]);
-                        tokens += encoded[i].Length;
+                        documents++;
                     }
-                    progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
+                    (toVal ? valWriter : trainWriter).Write(encoded[i]);
+                    tokens += encoded[i].Length;
                 }
-                catch
-                {
-                    // The reader must stop before its enumerator is disposed; its own error, if any, comes second.
-                    try
-                    {
-                        ahead.Wait(CancellationToken.None);
-                    }
-                    catch (AggregateException)
-                    {
-                    }
-                    throw;
-                }
-                current = ahead.GetAwaiter().GetResult();
+                progress?.Report(new PrepareProgress(batch[^1].ConsumedAfter, total, tokens, documents, "encode"));
             }
             if (positionSplit)
             {
-                // One document: the last ValFraction of its tokens is validation (nanoGPT's 90/10 by position).
-                var count = all!.Length / sizeof(int);
-                var split = (long)(count * (1.0 - o.ValFraction));
-                all.Position = 0;
-                CopyTokens(all, split, trainWriter);
-                CopyTokens(all, count - split, valWriter);
+                // One document: the last ValFraction of its tokens is validation (nanoGPT's 90/10 by position). All
+                // of them went to the training shards; the tail moves once the count is known.
+                trainWriter.Complete();
+                trainWriter.MoveTailTo((long)(trainWriter.Count * (1.0 - o.ValFraction)), valWriter);
                 trainDocs = valDocs = 1;
             }
             else if (trainDocs == 0 || valDocs == 0)
@@ -398,9 +350,6 @@ public static class DatasetPreparer
         {
             trainWriter.Dispose();
             valWriter.Dispose();
-            all?.Dispose();
-            if (positionSplit)
-                File.Delete(allPath);
         }
         return new PreparedManifest
         {
@@ -421,17 +370,5 @@ public static class DatasetPreparer
             Inputs = [.. inputs.Select((p, k) => new PreparedInput(p, new FileInfo(p).Length, DocumentSource.FormatOf(p).ToString(), perInput[k]))],
             CreatedUtc = DateTime.UtcNow.ToString("O"),
         };
-    }
-
-    static void CopyTokens(Stream from, long count, ShardWriter to)
-    {
-        var buffer = new int[1 << 16];
-        while (count > 0)
-        {
-            var n = (int)Math.Min(buffer.Length, count);
-            from.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
-            to.Write(buffer.AsSpan(0, n));
-            count -= n;
-        }
     }
 }
