@@ -47,7 +47,7 @@ static class DataBench
             tokens += tokenizer.Encode(block.ToString()).Length;
         var s = clock.Elapsed.TotalSeconds;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"baseline {kind}: {bytes / 1e6:F1} MB, {tokens:N0} tokens in {s:F2} s = {bytes / 1e6 / s:F2} MB/s (1 thread, Microsoft.ML.Tokenizers {typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version})"));
+            $"baseline {kind}: {bytes / 1e6:F1} MB, {tokens:N0} tokens in {s:F2} s = {bytes / 1e6 / s:F2} MB/s (1 thread, {(kind == "gpt2" ? $"Microsoft.ML.Tokenizers {typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version}" : $"SddIlgpu's {kind} tokenizer")})"));
     }
 
     /// <summary>
@@ -101,5 +101,43 @@ static class DataBench
         return Microsoft.ML.Tokenizers.TiktokenTokenizer.Create(vocab,
             new Microsoft.ML.Tokenizers.RegexPreTokenizer(new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.Compiled), null),
             null, new Dictionary<string, int> { ["<|endoftext|>"] = 50256 });
+    }
+
+    /// <summary>
+    /// Time from opening a prepared folder to the end of the first training step, JIT excluded: one process warms
+    /// every code path on <paramref name="small"/> first, then alternates the two folders for
+    /// <paramref name="rounds"/> rounds (open the shards, build the tiny-preset model with the folder's
+    /// vocabulary, one step at batch 8 on <c>cpu</c>). The difference between the folders is what the data's size
+    /// costs (issue 12: a 1 GB folder reaches its first step within 2 s).
+    /// </summary>
+    public static void FirstStep(string big, string small, int rounds)
+    {
+        using var device = SddIlgpu.Tensors.Device.Open("cpu");
+        double Once(string dir)
+        {
+            var clock = Stopwatch.StartNew();
+            using var data = SddIlgpu.Training.Data.Prepare.PreparedData.Open(dir);
+            var model = SddIlgpu.Layers.ModelConfig.Preset("tiny", data.Tokenizer.VocabSize, SddIlgpu.Layers.Residual.Post, SddIlgpu.Layers.LinearKind.SddCode);
+            var train = SddIlgpu.Training.TrainConfig.ForPreset("tiny") with { Steps = 1, EvalEvery = 0, SampleEvery = 0, Tokenizer = data.Tokenizer.Kind };
+            var outDir = Directory.CreateTempSubdirectory("sdd-first-step-").FullName;
+            var firstStep = 0.0;
+            try
+            {
+                using var trainer = SddIlgpu.Training.Trainer.Create(device, model, train, data, outDir,
+                    new SddIlgpu.Training.TrainerOptions { WritePlot = false, OnStep = (_, _) => firstStep = clock.Elapsed.TotalSeconds, StopAtStep = 1 });
+                trainer.Run();
+            }
+            finally
+            {
+                Directory.Delete(outDir, recursive: true);
+            }
+            return firstStep;
+        }
+        Once(small);
+        Once(big);
+        for (var r = 1; r <= rounds; r++)
+            foreach (var dir in new[] { small, big })
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"round {r}: {dir}: open + model + first step (+ its one evaluation) {Once(dir):F3} s"));
     }
 }

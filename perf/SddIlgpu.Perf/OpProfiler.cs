@@ -12,6 +12,7 @@ namespace SddIlgpu.Perf;
 internal sealed class OpTimes
 {
     readonly Dictionary<string, (double Seconds, long Calls)> totals = [];
+    readonly Dictionary<string, (double Seconds, long Calls, double Flop)> gemms = [];
 
     public bool Enabled { get; set; }
 
@@ -23,6 +24,16 @@ internal sealed class OpTimes
         totals[name] = (s + seconds, c + 1);
     }
 
+    /// <summary>One GEMM call, keyed by its shape (M×N×K, transposes, β, batch count).</summary>
+    public void AddGemm(in GemmSpec g, double seconds)
+    {
+        if (!Enabled)
+            return;
+        var key = $"{g.M}x{g.N}x{g.K} {(g.TransA ? 'T' : 'N')}{(g.TransB ? 'T' : 'N')} b{g.Beta:0.#} x{g.BatchCount}";
+        var (s, c, f) = gemms.GetValueOrDefault(key);
+        gemms[key] = (s + seconds, c + 1, f + 2.0 * g.M * g.N * g.K * g.BatchCount);
+    }
+
     public void Print(int steps, double stepSeconds)
     {
         var all = totals.Values.Sum(v => v.Seconds);
@@ -30,6 +41,10 @@ internal sealed class OpTimes
         foreach (var (name, (s, c)) in totals.OrderByDescending(kv => kv.Value.Seconds))
             Console.WriteLine($"{name,-34} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {100 * s / all,5:F1}%");
         Console.WriteLine($"{"sum of ops",-34} {all / steps * 1e3,9:F3}   (whole step {stepSeconds * 1e3:F3} ms)");
+        Console.WriteLine();
+        Console.WriteLine($"{"GEMM shape (M x N x K, op, beta, batch)",-40} {"ms/step",9} {"calls/step",10} {"GFLOP/s",8}");
+        foreach (var (name, (s, c, f)) in gemms.OrderByDescending(kv => kv.Value.Seconds))
+            Console.WriteLine($"{name,-40} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {f / s / 1e9,8:F1}");
     }
 }
 
@@ -63,7 +78,10 @@ public class TimingProxy<T> : DispatchProxy
         }
         finally
         {
-            times.Add($"{family}.{targetMethod!.Name}", Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            times.Add($"{family}.{targetMethod!.Name}", seconds);
+            if (args is [GemmSpec spec, ..])
+                times.AddGemm(spec, seconds);
         }
     }
 }

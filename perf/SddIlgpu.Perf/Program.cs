@@ -11,7 +11,7 @@ using SddIlgpu.Tensors.Ops;
 
 // CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
-// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND. Issue 14: attention PRESET BATCH [ROUNDS]
+// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS]
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
 switch (args)
 {
@@ -39,6 +39,9 @@ switch (args)
         return;
     case ["encode-baseline", var path, var kind]:
         DataBench.EncodeBaseline(path, kind);
+        return;
+    case ["first-step", var big, var small, .. var rest]:
+        DataBench.FirstStep(big, small, rest.Length > 0 ? int.Parse(rest[0]) : 3);
         return;
     case ["allreduce", .. var floats]:
         AllReduceBench.Run(floats.Length > 0 ? [.. floats.Select(long.Parse)] : [1_000, 100_000, 1_000_000, 10_000_000]);

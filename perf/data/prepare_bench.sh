@@ -39,7 +39,7 @@ head -c 200000 "$work/c100.txt" > "$work/small.txt"
 for r in $(seq "$rounds"); do
   for d in psmall p-gpt2-2; do
     start=$(date +%s.%N)
-    "${sdd[@]}" train --data "$work/$d" --device cpu --steps 1 --eval-every 0 --eval-batches 1 --out "$work/run-$d" --quiet > /dev/null
+    "${sdd[@]}" train --data "$work/$d" --device cpu --steps 1 --eval-every 0 --eval-batches 1 --out "$work/run-$d" --overwrite --quiet > /dev/null
     end=$(date +%s.%N)
     echo "train --steps 1 on $d round $r: $(echo "$end - $start" | bc) s (process start to exit)"
   done

@@ -107,6 +107,9 @@ public sealed class CharTokenizer : ITokenizer
     readonly Rune[] vocabulary;
     readonly Dictionary<Rune, int> index = [];
 
+    /// <summary>The id of every BMP character that is not a surrogate, -1 where it has none: one load per char.</summary>
+    readonly int[] bmp = new int[0x10000];
+
     /// <summary>A tokenizer whose id i is <paramref name="vocabulary"/>[i]; the characters must be distinct.</summary>
     public CharTokenizer(IEnumerable<Rune> vocabulary)
     {
@@ -116,6 +119,10 @@ public sealed class CharTokenizer : ITokenizer
         for (var i = 0; i < this.vocabulary.Length; i++)
             if (!index.TryAdd(this.vocabulary[i], i))
                 throw new ArgumentException($"Character {Tokenizers.Name(this.vocabulary[i])} appears twice in the vocabulary (ids {index[this.vocabulary[i]]} and {i}).");
+        Array.Fill(bmp, -1);
+        foreach (var (rune, id) in index)
+            if (rune.IsBmp)
+                bmp[rune.Value] = id;
     }
 
     /// <summary>The distinct characters of <paramref name="corpus"/>, sorted by code point. A lone surrogate is an <see cref="ArgumentException"/>.</summary>
@@ -139,19 +146,27 @@ public sealed class CharTokenizer : ITokenizer
 
     public int[] Encode(string text)
     {
-        var ids = new List<int>(text.Length);
+        var ids = new int[text.Length]; // at most one id per UTF-16 unit
+        var n = 0;
         var span = text.AsSpan();
         for (var i = 0; i < span.Length;)
         {
+            var c = span[i];
+            if (!char.IsSurrogate(c) && bmp[c] is var known and >= 0)
+            {
+                ids[n++] = known;
+                i++;
+                continue;
+            }
             if (Rune.DecodeFromUtf16(span[i..], out var rune, out var used) != OperationStatus.Done)
                 Tokenizers.RequireWellFormed(text);
             if (!index.TryGetValue(rune, out var id))
                 throw new ArgumentException(
                     $"Character {Tokenizers.Name(rune)} at index {i} is not in this model's {vocabulary.Length}-character vocabulary (the characters of its training text).");
-            ids.Add(id);
+            ids[n++] = id;
             i += used;
         }
-        return [.. ids];
+        return n == ids.Length ? ids : ids[..n];
     }
 
     public string Decode(ReadOnlySpan<int> ids)

@@ -132,10 +132,10 @@ internal static class OrderedParallel
                         ExceptionDispatchInfo.Throw(readError);
                     yield break;
                 }
-                free.Release();
                 if (done.Error is not null)
                     ExceptionDispatchInfo.Throw(done.Error);
                 yield return (done.Item, done.Result!);
+                free.Release(); // only now: the item in the caller's hands counts against the window
             }
         }
         finally
