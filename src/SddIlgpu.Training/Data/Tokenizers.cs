@@ -169,6 +169,36 @@ public sealed class CharTokenizer : ITokenizer
         return n == ids.Length ? ids : ids[..n];
     }
 
+    /// <summary>
+    /// The ids of UTF-8 text, read straight from its bytes (no string is made): the same ids as
+    /// <see cref="Encode"/> of the decoded text. <c>sdd prepare</c> uses it after validating the bytes.
+    /// </summary>
+    /// <exception cref="ArgumentException">The bytes are not valid UTF-8, or hold a character outside the vocabulary (named with its byte offset).</exception>
+    public int[] EncodeUtf8(ReadOnlySpan<byte> utf8)
+    {
+        var ids = new int[utf8.Length]; // at most one id per byte
+        var n = 0;
+        for (var i = 0; i < utf8.Length;)
+        {
+            var b = utf8[i];
+            if (b < 0x80 && bmp[b] is var known and >= 0)
+            {
+                ids[n++] = known;
+                i++;
+                continue;
+            }
+            if (Rune.DecodeFromUtf8(utf8[i..], out var rune, out var used) != OperationStatus.Done)
+                throw new ArgumentException($"The text is not valid UTF-8 at byte {i}.");
+            var id = rune.IsBmp ? bmp[rune.Value] : index.GetValueOrDefault(rune, -1);
+            if (id < 0)
+                throw new ArgumentException(
+                    $"Character {Tokenizers.Name(rune)} at byte {i} is not in this model's {vocabulary.Length}-character vocabulary (the characters of its training text).");
+            ids[n++] = id;
+            i += used;
+        }
+        return n == ids.Length ? ids : ids[..n];
+    }
+
     public string Decode(ReadOnlySpan<int> ids)
     {
         var sb = new StringBuilder(ids.Length);

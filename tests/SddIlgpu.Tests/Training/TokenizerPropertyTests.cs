@@ -39,7 +39,19 @@ public sealed class TokenizerPropertyTests
         Assert.That(t.VocabSize, Is.EqualTo(text.EnumerateRunes().Distinct().Count()));
         Assert.That(t.Decode(ids), Is.EqualTo(text));
         Assert.That(Tokenizers.FromJson(t.ToJson()).Encode(text), Is.EqualTo(ids));
+        Assert.That(t.EncodeUtf8(Encoding.UTF8.GetBytes(text)), Is.EqualTo(ids), "sdd prepare's byte path gives the same ids");
     }, iter: Iterations);
+
+    [Test]
+    public void CharTokenizerNamesTheByteOfACharacterOutsideItsVocabulary()
+    {
+        var t = CharTokenizer.FromCorpus("abc");
+        Assert.That(Assert.Throws<ArgumentException>(() => t.EncodeUtf8(Encoding.UTF8.GetBytes("ab😀c")))!.Message,
+            Does.Contain("U+1F600").And.Contain("at byte 2"));
+        Assert.That(Assert.Throws<ArgumentException>(() => t.EncodeUtf8(Encoding.UTF8.GetBytes("abé")))!.Message,
+            Does.Contain("U+00E9").And.Contain("at byte 2"));
+        Assert.That(Assert.Throws<ArgumentException>(() => t.EncodeUtf8([0x61, 0xE9, 0x62]))!.Message, Does.Contain("not valid UTF-8 at byte 1"));
+    }
 
     [Test]
     public void CharTokenizerDecodesAnyIdsToWellFormedText() =>

@@ -165,8 +165,15 @@ public static class DatasetPreparer
         foreach (var (_, set) in OrderedParallel.Select(groups, g =>
         {
             var set = new HashSet<int>();
+            var bmp = new bool[0x10000];
             foreach (var item in g)
-                set.UnionWith(CodePoints(Decode(item.Piece)));
+            {
+                Validate(item.Piece);
+                CodePoints(item.Piece.Bytes, bmp, set);
+            }
+            for (var c = 0; c < bmp.Length; c++)
+                if (bmp[c])
+                    set.Add(c);
             return set;
         }, o.Threads, 4 * o.Threads, cancel))
             seen.UnionWith(set);
@@ -180,30 +187,28 @@ public static class DatasetPreparer
         return Data.Tokenizers.Create("char", sb.ToString());
     }
 
-    /// <summary>The distinct code points of <paramref name="text"/>: a bitmap for the BMP (one test per char), a set beyond it.</summary>
-    static HashSet<int> CodePoints(string text)
+    /// <summary>
+    /// Marks the code points of valid UTF-8 <paramref name="utf8"/>: BMP ones in <paramref name="bmp"/> (one store
+    /// per character), the rest in <paramref name="beyond"/>.
+    /// </summary>
+    static void CodePoints(ReadOnlySpan<byte> utf8, bool[] bmp, HashSet<int> beyond)
     {
-        var bmp = new bool[0x10000];
-        var set = new HashSet<int>();
-        var span = text.AsSpan();
-        for (var i = 0; i < span.Length; i++)
+        for (var i = 0; i < utf8.Length;)
         {
-            var c = span[i];
-            if (!char.IsSurrogate(c))
+            var b = utf8[i];
+            if (b < 0x80)
             {
-                bmp[c] = true;
+                bmp[b] = true;
+                i++;
                 continue;
             }
-            if (System.Text.Rune.DecodeFromUtf16(span[i..], out var r, out var used) == System.Buffers.OperationStatus.Done)
-            {
-                set.Add(r.Value);
-                i += used - 1;
-            }
+            System.Text.Rune.DecodeFromUtf8(utf8[i..], out var r, out var used);
+            if (r.IsBmp)
+                bmp[r.Value] = true;
+            else
+                beyond.Add(r.Value);
+            i += used;
         }
-        for (var c = 0; c < bmp.Length; c++)
-            if (bmp[c])
-                set.Add(c);
-        return set;
     }
 
     readonly record struct BatchItem(TextPiece Piece, int InputIndex, long ConsumedAfter);
@@ -262,8 +267,20 @@ public static class DatasetPreparer
                 ids[i] = piece.Bytes[i];
             return ids;
         }
+        if (tokenizer is CharTokenizer chars)
+        {
+            Validate(piece);
+            return chars.EncodeUtf8(piece.Bytes);
+        }
         var text = Decode(piece);
         return text.Length == 0 ? [] : tokenizer.Encode(text);
+    }
+
+    /// <summary>The checks of <see cref="Decode"/> without making the string (vectorised; the slow path names the offset).</summary>
+    static void Validate(TextPiece piece)
+    {
+        if (piece.Bytes.AsSpan().IndexOf((byte)0) >= 0 || !System.Text.Unicode.Utf8.IsValid(piece.Bytes))
+            Decode(piece); // throws the message with the byte offset
     }
 
     /// <summary>The separator token put before a document, or -1 for none.</summary>
