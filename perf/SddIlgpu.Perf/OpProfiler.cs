@@ -34,6 +34,18 @@ internal sealed class OpTimes
         gemms[key] = (s + seconds, c + 1, f + 2.0 * g.M * g.N * g.K * g.BatchCount);
     }
 
+    double attentionFlop;
+
+    /// <summary>
+    /// The causal attention products a call needs: <paramref name="products"/> matrix products (forward: q·kᵀ and
+    /// P·v; backward: dV, dP, dQ, dK, not counting the recomputed q·kᵀ) over the T(T+1)/2 (query, key) pairs.
+    /// </summary>
+    public void AddAttention(in AttentionShape a, int products)
+    {
+        if (Enabled)
+            attentionFlop += products * 2.0 * a.B * a.NH * (a.T * (a.T + 1.0) / 2) * a.HS;
+    }
+
     public void Print(int steps, double stepSeconds)
     {
         var all = totals.Values.Sum(v => v.Seconds);
@@ -45,6 +57,9 @@ internal sealed class OpTimes
         Console.WriteLine($"{"GEMM shape (M x N x K, op, beta, batch)",-40} {"ms/step",9} {"calls/step",10} {"GFLOP/s",8}");
         foreach (var (name, (s, c, f)) in gemms.OrderByDescending(kv => kv.Value.Seconds))
             Console.WriteLine($"{name,-40} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {f / s / 1e9,8:F1}");
+        double gs = gemms.Values.Sum(v => v.Seconds), gf = gemms.Values.Sum(v => v.Flop);
+        Console.WriteLine($"{"all GEMMs",-40} {gs / steps * 1e3,9:F3} {(double)gemms.Values.Sum(v => v.Calls) / steps,10:F1} {gf / gs / 1e9,8:F1}   ({gf / steps / 1e9:F2} GFLOP/step)");
+        Console.WriteLine($"attention products (causal, no recompute): {attentionFlop / steps / 1e9:F2} GFLOP/step; GEMMs + attention: {(gf + attentionFlop) / steps / 1e9:F2} GFLOP/step, {(gf + attentionFlop) / steps / stepSeconds / 1e9:F1} GFLOP/s over the whole step");
     }
 }
 
@@ -82,6 +97,8 @@ public class TimingProxy<T> : DispatchProxy
             times.Add($"{family}.{targetMethod!.Name}", seconds);
             if (args is [GemmSpec spec, ..])
                 times.AddGemm(spec, seconds);
+            else if (args is [AttentionShape shape, ..] && targetMethod.Name is "Forward" or "Backward")
+                times.AddAttention(shape, targetMethod.Name == "Forward" ? 2 : 4);
         }
     }
 }
