@@ -29,7 +29,8 @@ public static class PrepareCommand
         var seed = With("--seed", "seed of the random document split", 1337UL, "S");
         var shardTokens = With("--shard-tokens", "tokens per shard (llm.c writes 100M)", 100_000_000L, "N")
             .Must(v => v is >= 1 and <= int.MaxValue, $"must be in [1, {int.MaxValue}]");
-        var threads = With("--threads", "encoding threads (1: sequential)", Environment.ProcessorCount, "N").AtLeast(1);
+        var threads = With("--threads", $"encoding threads (1: sequential; at most {PrepareOptions.MaxThreads})", Environment.ProcessorCount, "N")
+            .Must(v => v is >= 1 and <= PrepareOptions.MaxThreads, $"must be in [1, {PrepareOptions.MaxThreads}]");
         var prefix = With("--prefix", "shard name prefix: PREFIX_train_000000.bin", "sdd", "NAME");
         var overwrite = Switch("--overwrite", "replace an existing, non-empty --out folder");
         var quiet = Switch("--quiet", "print only the summary");
@@ -55,7 +56,18 @@ public static class PrepareCommand
                 Overwrite = p.GetValue(overwrite),
             };
             var clock = Stopwatch.StartNew();
-            var manifest = p.GetValue(quiet) ? DatasetPreparer.Run(options) : RunWithProgress(options);
+            // Ctrl+C or SIGTERM cancels the prepare: the temporary folder is deleted and nothing appears at --out.
+            using var signals = RunSignals.ForConsole("stopping; the partial output is being removed");
+            PreparedManifest manifest;
+            try
+            {
+                manifest = p.GetValue(quiet) ? DatasetPreparer.Run(options, null, signals.Token) : RunWithProgress(options, signals.Token);
+            }
+            catch (OperationCanceledException) when (signals.Received is { } signal)
+            {
+                Console.Error.WriteLine($"sdd: prepare stopped by {signal.ToString().ToUpperInvariant()}; nothing was written to {Path.GetFullPath(options.OutDir)}.");
+                return signals.ExitCode;
+            }
             var seconds = clock.Elapsed.TotalSeconds;
             var mb = manifest.Inputs.Sum(i => i.Bytes) / 1e6;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -68,10 +80,10 @@ public static class PrepareCommand
         return command;
     }
 
-    static PreparedManifest RunWithProgress(PrepareOptions options)
+    static PreparedManifest RunWithProgress(PrepareOptions options, CancellationToken cancel)
     {
         if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
-            return DatasetPreparer.Run(options, new PlainProgress());
+            return DatasetPreparer.Run(options, new PlainProgress(), cancel);
         PreparedManifest? result = null;
         AnsiConsole.Progress()
             .AutoClear(false)
@@ -89,7 +101,7 @@ public static class PrepareCommand
                         task = ctx.AddTask(r.Phase, maxValue: Math.Max(1, r.TotalBytes));
                     }
                     task.Value = Math.Min(r.BytesRead, r.TotalBytes);
-                }));
+                }), cancel);
                 task?.StopTask();
             });
         return result!;

@@ -12,6 +12,7 @@ public sealed class RunSignals : IDisposable
     readonly PosixSignalRegistration[] registrations;
     readonly Action<string> notify;
     readonly Action<int> abort;
+    readonly string stopping;
     int first;
 
     /// <param name="notify">Prints a one-line notice (stderr in the tool).</param>
@@ -20,8 +21,9 @@ public sealed class RunSignals : IDisposable
     {
     }
 
-    RunSignals(Action<string> notify, Action<int> abort, bool register)
+    RunSignals(Action<string> notify, Action<int> abort, bool register, string stopping = "stopping after the current step and saving a checkpoint")
     {
+        this.stopping = stopping;
         this.notify = notify;
         this.abort = abort;
         registrations = register
@@ -34,6 +36,9 @@ public sealed class RunSignals : IDisposable
 
     /// <summary>The tool's handler: notices on stderr, a second signal exits the process.</summary>
     public static RunSignals ForConsole() => new(m => Console.Error.WriteLine($"sdd: {m}"), Environment.Exit);
+
+    /// <summary>The tool's handler for a command whose first signal abandons its work (<paramref name="stopping"/> says how).</summary>
+    public static RunSignals ForConsole(string stopping) => new(m => Console.Error.WriteLine($"sdd: {m}"), Environment.Exit, register: true, stopping);
 
     /// <summary>Cancelled by the first signal.</summary>
     public CancellationToken Token => cts.Token;
@@ -58,11 +63,11 @@ public sealed class RunSignals : IDisposable
         var name = signal == PosixSignal.SIGINT ? "SIGINT" : "SIGTERM";
         if (Interlocked.CompareExchange(ref first, (int)signal, 0) == 0)
         {
-            notify($"{name}: stopping after the current step and saving a checkpoint (send it again to abort at once).");
+            notify($"{name}: {stopping} (send it again to abort at once).");
             cts.Cancel();
             return;
         }
-        notify($"{name} again: aborting without a checkpoint of this step.");
+        notify($"{name} again: aborting at once.");
         abort(ExitCodeOf(signal));
     }
 

@@ -209,8 +209,8 @@ public sealed class PrepareTests
         Assert.Throws<ArgumentException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [bin], Tokenizer = "bpe", OutDir = Path.Combine(dir, "o") }));
     }
 
-    void Prep(string input, string kind) =>
-        DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = kind, OutDir = Path.Combine(dir, "out") });
+    void Prep(string input, string kind, string outName = "out") =>
+        DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = kind, OutDir = outName.Length == 0 ? "" : Path.Combine(dir, outName) });
 
     [Test]
     public void AnExistingFolderIsKeptUnlessOverwriteIsGiven()
@@ -226,6 +226,159 @@ public sealed class PrepareTests
         DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = "char", OutDir = outDir, Overwrite = true });
         Assert.That(File.Exists(Path.Combine(outDir, PreparedManifest.FileName)));
         Assert.That(File.Exists(Path.Combine(outDir, "mine.txt")), Is.False);
+    }
+
+    // ------------------------------------------------ faults a fresh user found in the streaming prepare
+
+    sealed class OnFirstReport(Action act) : IProgress<PrepareProgress>
+    {
+        int done;
+
+        public void Report(PrepareProgress value)
+        {
+            if (value.Phase == "encode" && Interlocked.Exchange(ref done, 1) == 0)
+                act();
+        }
+    }
+
+    string[] Leftovers() => [.. Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Where(n => n!.Contains(".partial-", StringComparison.Ordinal))!];
+
+    [Test]
+    public void AnOutThatHoldsAnInputOrTheCurrentFolderIsRefusedAndNothingIsDeleted()
+    {
+        var data = Path.Combine(dir, "sb", "data");
+        Directory.CreateDirectory(data);
+        var input = Path.Combine(data, "in.txt");
+        File.WriteAllText(input, string.Concat(Enumerable.Repeat("some words here.\n", 100)));
+        foreach (var outDir in new[] { Path.Combine(dir, "sb"), data })
+        {
+            var e = Assert.Throws<IOException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = "byte", OutDir = outDir, Overwrite = true }))!;
+            Assert.That(e.Message, Does.Contain($"holds the input '{input}'").And.Contain("Choose an --out outside"));
+        }
+        var other = Path.Combine(dir, "elsewhere.txt");
+        File.Copy(input, other);
+        var keep = Environment.CurrentDirectory;
+        try
+        {
+            Environment.CurrentDirectory = data;
+            var e = Assert.Throws<IOException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [other], Tokenizer = "byte", OutDir = ".", Overwrite = true }))!;
+            Assert.That(e.Message, Does.Contain("is the current folder"));
+        }
+        finally
+        {
+            Environment.CurrentDirectory = keep;
+        }
+        Assert.That(File.ReadAllText(input), Does.StartWith("some words"), "the input is untouched");
+        Assert.That(Directory.GetFiles(data), Has.Length.EqualTo(1));
+    }
+
+    [Test]
+    public void AnEmptyOrTooShortSingleTextIsAClearErrorNotAnEmptySplit()
+    {
+        var empty = Path.Combine(dir, "empty.txt");
+        File.WriteAllBytes(empty, []);
+        var bomOnly = Path.Combine(dir, "bom.txt");
+        File.WriteAllBytes(bomOnly, [0xEF, 0xBB, 0xBF]);
+        var one = Path.Combine(dir, "one.txt");
+        File.WriteAllText(one, "a");
+        foreach (var kind in new[] { "byte", "gpt2" })
+        {
+            Assert.That(Assert.Throws<DataException>(() => Prep(empty, kind))!.Message, Does.Contain("holds no text"));
+            Assert.That(Assert.Throws<DataException>(() => Prep(one, kind))!.Message,
+                Does.Contain("1 token(s) long").And.Contain("leaves the training split empty").And.Contain("--val-fraction"));
+        }
+        Assert.That(Assert.Throws<DataException>(() => Prep(bomOnly, "gpt2"))!.Message, Does.Contain("holds no text"));
+        var thousand = Path.Combine(dir, "k.txt");
+        File.WriteAllText(thousand, new string('x', 1000));
+        Assert.That(Assert.Throws<DataException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [thousand], Tokenizer = "byte", OutDir = Path.Combine(dir, "out"), ValFraction = 0.9999 }))!.Message,
+            Does.Contain("leaves the training split empty"));
+        Assert.That(Directory.GetDirectories(dir), Is.Empty, "no output and no temporary folder");
+    }
+
+    [Test]
+    public void ByteKeepsEveryByteAndByteAndCharCutRunsWithoutSpacesAnywhere()
+    {
+        var bom = Path.Combine(dir, "bom.bin");
+        File.WriteAllBytes(bom, [0xEF, 0xBB, 0xBF, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74]);
+        var m = DatasetPreparer.Run(new PrepareOptions { Inputs = [bom], Tokenizer = "byte", OutDir = Path.Combine(dir, "b") });
+        Assert.That(AllTokens(Path.Combine(dir, "b"), m), Is.EqualTo(File.ReadAllBytes(bom).Select(b => (int)b)), "the byte tokenizer keeps the BOM: tokens are the file's bytes");
+
+        // 300 KB with no space or newline, cut in 8 KiB pieces: GPT-2 needs a safe cut, byte and char do not.
+        var dna = Path.Combine(dir, "dna.txt");
+        File.WriteAllText(dna, string.Concat(Enumerable.Repeat("ACGTé😀", 30_000)));
+        var text = File.ReadAllText(dna);
+        foreach (var (kind, threads) in new[] { ("byte", 1), ("byte", 3), ("char", 1), ("char", 3) })
+        {
+            var outDir = Path.Combine(dir, $"{kind}{threads}");
+            var d = DatasetPreparer.Run(new PrepareOptions { Inputs = [dna], Tokenizer = kind, OutDir = outDir, Threads = threads, ChunkBytes = 8192, ShardTokens = 50_000 });
+            int[] expected = kind == "byte" ? [.. File.ReadAllBytes(dna).Select(b => (int)b)] : Tokenizers.FromJson(d.Tokenizer).Encode(text);
+            Assert.That(AllTokens(outDir, d), Is.EqualTo(expected), $"{kind}, {threads} thread(s)");
+        }
+    }
+
+    [Test]
+    public void AnOutFilledByAnotherRunMeanwhileIsLeftAsItIs()
+    {
+        var input = Path.Combine(dir, "t.txt");
+        File.WriteAllText(input, string.Concat(Enumerable.Repeat("some words here.\n", 2000)));
+        var outDir = Path.Combine(dir, "p");
+        var options = new PrepareOptions { Inputs = [input], Tokenizer = "byte", OutDir = outDir, ChunkBytes = 4096 };
+        var e = Assert.Throws<IOException>(() => DatasetPreparer.Run(options, new OnFirstReport(() =>
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, "theirs.txt"), "another run's output");
+        })))!;
+        Assert.That(e.Message, Does.Contain("was filled by another run").And.Contain("--overwrite"));
+        Assert.That(File.ReadAllText(Path.Combine(outDir, "theirs.txt")), Is.EqualTo("another run's output"));
+        Assert.That(Leftovers(), Is.Empty);
+    }
+
+    [Test]
+    public void CancellingRemovesTheTemporaryFolderAndWritesNothing()
+    {
+        var input = Path.Combine(dir, "t.txt");
+        File.WriteAllText(input, string.Concat(Enumerable.Repeat("some words here.\n", 20_000)));
+        var outDir = Path.Combine(dir, "p");
+        foreach (var kind in new[] { "gpt2", "char", "byte" })
+        {
+            using var cancel = new CancellationTokenSource();
+            Assert.Throws(Is.InstanceOf<OperationCanceledException>(), () => DatasetPreparer.Run(
+                new PrepareOptions { Inputs = [input], Tokenizer = kind, OutDir = outDir, ChunkBytes = 4096, Threads = 2 }, new OnFirstReport(cancel.Cancel), cancel.Token));
+            Assert.That(Directory.Exists(outDir), Is.False, kind);
+            Assert.That(Leftovers(), Is.Empty, kind);
+        }
+    }
+
+    [Test]
+    public void StaleTemporaryFoldersOfDeadRunsAreRemoved()
+    {
+        var input = Path.Combine(dir, "t.txt");
+        File.WriteAllText(input, string.Concat(Enumerable.Repeat("some words here.\n", 100)));
+        var stale = Path.Combine(dir, $".p.partial-{int.MaxValue}"); // what a kill -9 leaves: no such process
+        Directory.CreateDirectory(stale);
+        File.WriteAllText(Path.Combine(stale, ".sdd_train_000000.bin.1.tmp"), "half a shard");
+        var live = Path.Combine(dir, $".p.partial-{Environment.ProcessId + 0}x"); // not a PID: never touched
+        Directory.CreateDirectory(live);
+        Prep(input, "byte", "p");
+        Assert.That(Directory.Exists(stale), Is.False);
+        Assert.That(Directory.Exists(live), Is.True);
+    }
+
+    [Test]
+    public void BadOutputPathsAndThreadCountsAreClearErrors()
+    {
+        var input = Path.Combine(dir, "t.txt");
+        File.WriteAllText(input, "some words here.\nand more.\n");
+        var file = Path.Combine(dir, "afile");
+        File.WriteAllText(file, "x");
+        Assert.That(Assert.Throws<IOException>(() => Prep(input, "byte", "afile"))!.Message, Does.Contain("is a file"));
+        Assert.That(Assert.Throws<IOException>(() => Prep(input, "byte", Path.Combine("afile", "sub")))!.Message,
+            Does.Contain("Cannot create --out").And.Contain("it is a file").And.Not.Contain(".partial-"));
+        Assert.That(Assert.Throws<ArgumentException>(() => Prep(input, "byte", ""))!.Message, Does.Contain("--out is empty"));
+        foreach (var threads in new[] { 0, PrepareOptions.MaxThreads + 1, int.MaxValue })
+            Assert.That(Assert.Throws<ArgumentException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = "byte", OutDir = Path.Combine(dir, "o"), Threads = threads }))!.Message,
+                Does.Contain($"--threads must be in [1, {PrepareOptions.MaxThreads}]"));
+        Assert.That(Directory.GetDirectories(dir), Is.Empty);
     }
 
     [Test]

@@ -49,6 +49,9 @@ public sealed record PrepareOptions
     /// <summary>Replace an existing, non-empty output folder.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>The most encoding threads a prepare takes (each holds a few MiB in flight).</summary>
+    public const int MaxThreads = 256;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad option and its fix.</summary>
     public void Validate()
     {
@@ -62,8 +65,10 @@ public sealed record PrepareOptions
             throw new ArgumentException($"--val-docs must be at least 1, got {ValDocs}.");
         if (ShardTokens is < 1 or > int.MaxValue)
             throw new ArgumentException($"--shard-tokens must be in [1, {int.MaxValue}] (llm.c's header holds an int32 count), got {ShardTokens}.");
-        if (Threads < 1)
-            throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
+        if (Threads is < 1 or > MaxThreads)
+            throw new ArgumentException($"--threads must be in [1, {MaxThreads}], got {Threads}. This machine has {Environment.ProcessorCount} cores; more threads than cores gains nothing.");
+        if (string.IsNullOrWhiteSpace(OutDir))
+            throw new ArgumentException("--out is empty. Give the folder to create.");
         if (string.IsNullOrWhiteSpace(Prefix) || Prefix.IndexOfAny(['/', '\\']) >= 0)
             throw new ArgumentException($"--prefix '{Prefix}' must be a plain file-name prefix.");
     }
@@ -97,29 +102,54 @@ public static class DatasetPreparer
         foreach (var input in inputs)
             if (!File.Exists(input))
                 throw new DataException($"Input '{input}' does not exist. Check the paths given to `sdd prepare`.");
-        var outDir = Path.GetFullPath(options.OutDir);
+        var outDir = Path.GetFullPath(options.OutDir).TrimEnd(Path.DirectorySeparatorChar);
+        if (File.Exists(outDir))
+            throw new IOException($"--out '{outDir}' is a file. Give the path of a folder to create.");
+        foreach (var input in inputs)
+            if (IsWithin(input, outDir))
+                throw new IOException($"--out '{outDir}' holds the input '{input}', which replacing the folder would delete. Choose an --out outside the inputs' folders.");
+        if (IsWithin(Path.GetFullPath(Environment.CurrentDirectory), outDir))
+            throw new IOException($"--out '{outDir}' is the current folder or holds it. Choose a new folder for --out.");
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !options.Overwrite)
             throw new IOException($"Output folder '{outDir}' already exists and is not empty. Choose another --out or pass --overwrite to replace it.");
         var total = inputs.Sum(p => new FileInfo(p).Length);
         var positionSplit = options.ValDocs is null && inputs.Length == 1 && DocumentSource.FormatOf(inputs[0]) == InputFormat.Text;
 
-        var tokenizer = options.FixedTokenizer ?? options.Tokenizer switch
-        {
-            "char" => BuildCharVocabulary(inputs, options, !positionSplit, total, progress, cancel),
-            _ => Data.Tokenizers.Create(options.Tokenizer, ""),
-        };
-
+        // The temporary folder comes first, so an --out that cannot be written fails before any encoding.
         var parent = Path.GetDirectoryName(outDir)!;
-        Directory.CreateDirectory(parent);
         var work = Path.Combine(parent, $".{Path.GetFileName(outDir)}.partial-{Environment.ProcessId}");
-        if (Directory.Exists(work))
-            Directory.Delete(work, recursive: true);
-        Directory.CreateDirectory(work);
+        try
+        {
+            Directory.CreateDirectory(parent);
+            RemoveStalePartials(parent, Path.GetFileName(outDir));
+            if (Directory.Exists(work))
+                Directory.Delete(work, recursive: true);
+            Directory.CreateDirectory(work);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            var why = e is UnauthorizedAccessException ? "permission denied" : File.Exists(parent) ? "it is a file" : "the file system refused it";
+            throw new IOException($"Cannot create --out '{outDir}' in '{parent}' ({why}). Choose an --out in a folder you can write.");
+        }
+        ITokenizer tokenizer;
+        try
+        {
+            tokenizer = options.FixedTokenizer ?? options.Tokenizer switch
+            {
+                "char" => BuildCharVocabulary(inputs, options, !positionSplit, total, progress, cancel),
+                _ => Data.Tokenizers.Create(options.Tokenizer, ""),
+            };
+        }
+        catch
+        {
+            TryDelete(work);
+            throw;
+        }
         try
         {
             var manifest = Encode(inputs, options, tokenizer, positionSplit, work, total, progress, cancel);
             File.WriteAllText(Path.Combine(work, PreparedManifest.FileName), JsonSerializer.Serialize(manifest, PreparedJsonContext.Default.PreparedManifest));
-            Publish(work, outDir);
+            Publish(work, outDir, options.Overwrite);
             return manifest;
         }
         catch
@@ -129,17 +159,66 @@ public static class DatasetPreparer
         }
     }
 
-    static void Publish(string work, string outDir)
+    /// <summary>
+    /// Renames the finished folder into place. Without <paramref name="overwrite"/> an --out that another run filled
+    /// meanwhile is never replaced (the checks at start-up cannot see a run that publishes later).
+    /// </summary>
+    static void Publish(string work, string outDir, bool overwrite)
     {
+        if (Directory.Exists(outDir) && !overwrite)
+        {
+            if (Directory.EnumerateFileSystemEntries(outDir).Any())
+                throw new IOException($"Output folder '{outDir}' was filled by another run while this one prepared; it was left as it is. Choose another --out, or pass --overwrite to replace it.");
+            Directory.Delete(outDir); // empty, as at start-up
+        }
         if (!Directory.Exists(outDir))
         {
-            Directory.Move(work, outDir);
-            return;
+            try
+            {
+                Directory.Move(work, outDir);
+                return;
+            }
+            catch (IOException) when (Directory.Exists(outDir) && !overwrite)
+            {
+                throw new IOException($"Output folder '{outDir}' was created by another run while this one prepared; it was left as it is. Choose another --out, or pass --overwrite to replace it.");
+            }
         }
         var old = outDir + $".old-{Environment.ProcessId}";
         Directory.Move(outDir, old);
         Directory.Move(work, outDir);
         TryDelete(old);
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <paramref name="dir"/> or lies inside it.</summary>
+    static bool IsWithin(string path, string dir) =>
+        path == dir || path.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Deletes <c>.NAME.partial-PID</c> folders of prepares that no longer run (a kill -9 or a second Ctrl+C leaves
+    /// one): the PID is not a live process. Live ones are another prepare's work in progress and are kept.
+    /// </summary>
+    static void RemoveStalePartials(string parent, string name)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(parent, $".{name}.partial-*"))
+            if (int.TryParse(dir[(dir.LastIndexOf('-') + 1)..], out var pid) && pid != Environment.ProcessId && !IsRunning(pid))
+                TryDelete(dir);
+    }
+
+    static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     static void TryDelete(string dir)
@@ -222,7 +301,8 @@ public static class DatasetPreparer
         for (var k = 0; k < inputs.Length; k++)
         {
             long consumed = 0;
-            foreach (var piece in DocumentSource.Read(inputs[k], o.Field, c => { consumed = c; inInput(before + c); }, o.ChunkBytes))
+            foreach (var piece in DocumentSource.Read(inputs[k], o.Field, c => { consumed = c; inInput(before + c); }, o.ChunkBytes,
+                         DocumentSource.RuleFor(o.FixedTokenizer?.Kind ?? o.Tokenizer)))
             {
                 batch.Add(new BatchItem(piece, k, before + consumed));
                 size += piece.Bytes.Length;
@@ -293,7 +373,7 @@ public static class DatasetPreparer
 
     static string SeparatorText(ITokenizer tokenizer, bool documents) => tokenizer.Kind switch
     {
-        "gpt2" => "<|endoftext|> (id 50256) before every document, as llm.c's preparation scripts write it",
+        "gpt2" => documents ? "<|endoftext|> (id 50256) before every document, as llm.c's preparation scripts write it" : "none (one document)",
         "byte" => documents ? "byte 0xFF (never part of UTF-8) between documents" : "none (one document)",
         _ => documents ? "U+0003 END OF TEXT between documents" : "none (one document)",
     };
@@ -353,13 +433,21 @@ public static class DatasetPreparer
                 // One document: the last ValFraction of its tokens is validation (nanoGPT's 90/10 by position). All
                 // of them went to the training shards; the tail moves once the count is known.
                 trainWriter.Complete();
-                trainWriter.MoveTailTo((long)(trainWriter.Count * (1.0 - o.ValFraction)), valWriter);
+                var count = trainWriter.Count;
+                var keep = (long)(count * (1.0 - o.ValFraction));
+                if (count == 0)
+                    throw new DataException($"Input '{inputs[0]}' holds no text (it is empty or only a byte order mark), so there is nothing to train on.");
+                if (keep == 0 || keep == count)
+                    throw new DataException(
+                        $"Input '{inputs[0]}' is {count} token(s) long, so its split by position ({1 - o.ValFraction:0.####} / {o.ValFraction:0.####}) leaves the {(keep == 0 ? "training" : "validation")} split empty. " +
+                        "Give more text, or change --val-fraction.");
+                trainWriter.MoveTailTo(keep, valWriter);
                 trainDocs = valDocs = 1;
             }
             else if (trainDocs == 0 || valDocs == 0)
                 throw new DataException(
                     $"The {documents} document(s) put {trainDocs} in training and {valDocs} in validation; each needs at least one. " +
-                    (documents < 2 ? "Give more documents." : "Change --val-fraction or use --val-docs."));
+                    (documents < 2 ? "Give more documents." : o.ValDocs is not null ? $"Give --val-docs below {documents}." : "Change --val-fraction or use --val-docs."));
             trainWriter.Complete();
             valWriter.Complete();
         }

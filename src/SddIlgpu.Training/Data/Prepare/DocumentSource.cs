@@ -30,8 +30,29 @@ public enum InputFormat
     Parquet,
 }
 
+/// <summary>Where a plain text file may be cut into pieces for parallel encoding without changing the tokens.</summary>
+internal enum CutRule
+{
+    /// <summary>Only where GPT-2's pre-tokenizer never joins text (<see cref="DocumentSource.SafeCut"/>); a BOM is dropped.</summary>
+    Words,
+
+    /// <summary>At any code point boundary (char: one token per code point); a BOM is dropped.</summary>
+    CodePoints,
+
+    /// <summary>Anywhere, and every byte is kept, a leading BOM too (byte: the tokens are the file's bytes).</summary>
+    Bytes,
+}
+
 internal static class DocumentSource
 {
+    /// <summary>The cut rule of a tokenizer kind.</summary>
+    public static CutRule RuleFor(string tokenizerKind) => tokenizerKind switch
+    {
+        "byte" => CutRule.Bytes,
+        "char" => CutRule.CodePoints,
+        _ => CutRule.Words,
+    };
+
     /// <summary>Target size of a text chunk; a chunk ends at the first safe cut after it.</summary>
     public const int ChunkBytes = 1 << 20;
 
@@ -54,7 +75,7 @@ internal static class DocumentSource
     /// <param name="path">Input file.</param>
     /// <param name="field">JSON Lines field or Parquet column holding the text.</param>
     /// <param name="consumed">Called with the number of input bytes (compressed size for .gz) consumed so far.</param>
-    public static IEnumerable<TextPiece> Read(string path, string field, Action<long> consumed, int chunkBytes = ChunkBytes)
+    public static IEnumerable<TextPiece> Read(string path, string field, Action<long> consumed, int chunkBytes = ChunkBytes, CutRule rule = CutRule.Words)
     {
         if (!File.Exists(path))
             throw new DataException($"Input '{path}' does not exist. Check the path given to `sdd prepare`.");
@@ -62,7 +83,7 @@ internal static class DocumentSource
         {
             InputFormat.JsonLines => ReadJsonLines(path, field, consumed),
             InputFormat.Parquet => ReadParquet(path, field, consumed),
-            _ => ReadText(path, consumed, chunkBytes),
+            _ => ReadText(path, consumed, chunkBytes, rule),
         };
     }
 
@@ -72,7 +93,7 @@ internal static class DocumentSource
         return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
     }
 
-    static IEnumerable<TextPiece> ReadText(string path, Action<long> consumed, int chunkBytes)
+    static IEnumerable<TextPiece> ReadText(string path, Action<long> consumed, int chunkBytes, CutRule rule)
     {
         using var stream = Open(path, out var file);
         var buffer = new byte[chunkBytes * 2];
@@ -91,14 +112,19 @@ internal static class DocumentSource
             }
             consumed(file.Position);
             var skip = 0;
-            if (first && filled >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF)
-                skip = 3; // a UTF-8 byte order mark is not text
+            if (first && rule != CutRule.Bytes && filled >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF)
+                skip = 3; // a UTF-8 byte order mark is not text (the byte tokenizer keeps every byte)
             int cut;
             if (eof)
                 cut = filled;
             else
             {
-                cut = SafeCut(buffer.AsSpan(0, filled), Math.Min(chunkBytes, filled));
+                cut = rule switch
+                {
+                    CutRule.Bytes => Math.Min(chunkBytes, filled),
+                    CutRule.CodePoints => CodePointCut(buffer.AsSpan(0, filled), Math.Min(chunkBytes, filled)),
+                    _ => SafeCut(buffer.AsSpan(0, filled), Math.Min(chunkBytes, filled)),
+                };
                 if (cut <= skip)
                 {
                     if (buffer.Length >= MaxChunkBytes)
@@ -149,6 +175,15 @@ internal static class DocumentSource
             if (b == (byte)' ' && !IsSpaceBefore(text, p) && !IsSpaceAt(text, p + 1))
                 return p;
         }
+        return 0;
+    }
+
+    /// <summary>The first position at or after <paramref name="from"/> that does not fall inside a UTF-8 sequence (0 for none).</summary>
+    internal static int CodePointCut(ReadOnlySpan<byte> text, int from)
+    {
+        for (var p = from; p < text.Length; p++)
+            if ((text[p] & 0xC0) != 0x80)
+                return p;
         return 0;
     }
 
