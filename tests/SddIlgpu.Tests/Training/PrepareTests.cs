@@ -170,6 +170,33 @@ public sealed class PrepareTests
     }
 
     [Test]
+    public void ATruncatedGzipIsRefusedNotPreparedInPart()
+    {
+        // Cut a gzip of Shakespeare (text) and of JSON Lines at several points, one of them between two
+        // lines: .NET's GZipStream ends quietly there, so without the trailer check part of the data would
+        // be prepared as if it were all of it.
+        var text = File.ReadAllBytes(SharedPaths.Shakespeare);
+        var jsonl = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 3000).Select(i => $"{{\"text\":\"document {i} of a corpus.\"}}\n")));
+        foreach (var (name, plain) in new[] { ("t.txt.gz", text), ("d.jsonl.gz", jsonl) })
+        {
+            var whole = new MemoryStream();
+            using (var z = new GZipStream(whole, CompressionLevel.Fastest, leaveOpen: true))
+                z.Write(plain);
+            var bytes = whole.ToArray();
+            foreach (var keep in new[] { bytes.Length / 3, bytes.Length / 2, bytes.Length - 8, bytes.Length - 1 })
+            {
+                var cut = Path.Combine(dir, name);
+                File.WriteAllBytes(cut, bytes[..keep]);
+                var e = Assert.Throws<DataException>(() => Prep(cut, "byte"), $"{name} cut to {keep} of {bytes.Length} bytes")!;
+                Assert.That(e.Message, Does.Contain(cut).And.Contain("gzip").And.Contain("again").Or.Contain("not valid gzip"));
+            }
+            File.WriteAllBytes(Path.Combine(dir, name), bytes);
+            Assert.DoesNotThrow(() => Prep(Path.Combine(dir, name), "byte", "whole" + name[0]));
+        }
+        Assert.That(Directory.GetDirectories(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "wholet", "wholed" }));
+    }
+
+    [Test]
     public void Latin1IsRefusedWithTheByteOffsetAndNothingIsLeftBehind()
     {
         var input = Path.Combine(dir, "latin1.txt");

@@ -90,7 +90,62 @@ internal static class DocumentSource
     static Stream Open(string path, out FileStream file)
     {
         file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
+        return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new CheckedGzipStream(file, path) : file;
+    }
+
+    /// <summary>
+    /// gzip that checks, when it ends, that the last member's ISIZE (RFC 1952 §2.3.1: the inflated size mod 2³²)
+    /// equals what it inflated. .NET's GZipStream ends quietly on a file cut short, which would prepare part of the
+    /// data as if it were all of it; this makes that a <see cref="DataException"/>. A multi-member gzip (bgzip)
+    /// fails the check too, and the message says to decompress it first.
+    /// </summary>
+    sealed class CheckedGzipStream(FileStream file, string path) : Stream
+    {
+        readonly GZipStream inner = new(file, CompressionMode.Decompress);
+        long inflated;
+        bool ended;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => inflated; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = inner.Read(buffer);
+            inflated += n;
+            if (n == 0 && buffer.Length > 0 && !ended)
+            {
+                ended = true;
+                Span<byte> size = stackalloc byte[4];
+                var isize = file.Length >= 18 && RandomAccess.Read(file.SafeFileHandle, size, file.Length - 4) == 4
+                    ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(size)
+                    : (uint?)null;
+                if (isize != (uint)inflated)
+                    throw new DataException(
+                        $"Input '{path}' is a truncated or damaged gzip: it ends after {inflated:N0} inflated bytes, but its trailer records {(isize is { } v ? $"{v:N0} (mod 2^32)" : "none")}. " +
+                        "Download or compress it again (a multi-member gzip such as bgzip output must be decompressed first).");
+            }
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                inner.Dispose();
+            base.Dispose(disposing);
+        }
     }
 
     static IEnumerable<TextPiece> ReadText(string path, Action<long> consumed, int chunkBytes, CutRule rule)
@@ -253,17 +308,24 @@ internal static class DocumentSource
     {
         string? tempCopy = null;
         var source = path;
-        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
-        {
-            // Parquet needs to seek; a compressed one is inflated into a temporary file first.
-            tempCopy = Path.Combine(Path.GetTempPath(), $"sdd-prepare-{Environment.ProcessId}-{Guid.NewGuid():N}.parquet");
-            using (var inflated = Open(path, out _))
-            using (var outFile = File.Create(tempCopy))
-                inflated.CopyTo(outFile);
-            source = tempCopy;
-        }
         try
         {
+            if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
+            {
+                // Parquet needs to seek; a compressed one is inflated into a temporary file first.
+                tempCopy = Path.Combine(Path.GetTempPath(), $"sdd-prepare-{Environment.ProcessId}-{Guid.NewGuid():N}.parquet");
+                try
+                {
+                    using var inflated = Open(path, out _);
+                    using var outFile = File.Create(tempCopy);
+                    inflated.CopyTo(outFile);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new DataException($"Input '{path}' is not valid gzip ({e.Message}). Check the file or decompress it first.");
+                }
+                source = tempCopy;
+            }
             foreach (var piece in ReadParquetFile(source, path, field, consumed))
                 yield return piece;
         }
