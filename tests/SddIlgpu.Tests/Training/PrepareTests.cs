@@ -344,6 +344,23 @@ public sealed class PrepareTests
     }
 
     [Test]
+    public void AGiantWordIsRefusedForGpt2InsteadOfTakingQuadraticTime()
+    {
+        var giant = Path.Combine(dir, "giant.txt");
+        File.WriteAllText(giant, "a few words " + new string('a', DatasetPreparer.MaxWordBytes + 10) + " and the end.\n");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<DataException>(() => Prep(giant, "gpt2"))!;
+        Assert.That(e.Message, Does.Contain("a word of more than 65,536 bytes (letters without a break) at byte offset 12").And.Contain("--tokenizer byte or char"));
+        Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(20), "refused, not encoded");
+        Assert.DoesNotThrow(() => Prep(giant, "char", "c"), "char has no such cost");
+
+        // As long without a space, but the classes alternate (letters, digits, symbols): every pre-token is short.
+        var mixed = Path.Combine(dir, "mixed.txt");
+        File.WriteAllText(mixed, "start " + string.Concat(Enumerable.Repeat("ab12+/", (DatasetPreparer.MaxWordBytes + 10) / 6 * 2)) + " end.\n");
+        Assert.DoesNotThrow(() => Prep(mixed, "gpt2", "m"));
+    }
+
+    [Test]
     public void AnOutFilledByAnotherRunMeanwhileIsLeftAsItIs()
     {
         var input = Path.Combine(dir, "t.txt");
@@ -402,6 +419,8 @@ public sealed class PrepareTests
         Assert.That(Assert.Throws<IOException>(() => Prep(input, "byte", Path.Combine("afile", "sub")))!.Message,
             Does.Contain("Cannot create --out").And.Contain("it is a file").And.Not.Contain(".partial-"));
         Assert.That(Assert.Throws<ArgumentException>(() => Prep(input, "byte", ""))!.Message, Does.Contain("--out is empty"));
+        Assert.That(Assert.Throws<ArgumentException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [input, Path.Combine(dir, ".", "t.txt")], Tokenizer = "byte", OutDir = Path.Combine(dir, "o") }))!.Message,
+            Does.Contain($"Input '{input}' is given 2 times"));
         foreach (var threads in new[] { 0, PrepareOptions.MaxThreads + 1, int.MaxValue })
             Assert.That(Assert.Throws<ArgumentException>(() => DatasetPreparer.Run(new PrepareOptions { Inputs = [input], Tokenizer = "byte", OutDir = Path.Combine(dir, "o"), Threads = threads }))!.Message,
                 Does.Contain($"--threads must be in [1, {PrepareOptions.MaxThreads}]"));

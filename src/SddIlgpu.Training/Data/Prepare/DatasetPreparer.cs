@@ -102,6 +102,8 @@ public static class DatasetPreparer
         foreach (var input in inputs)
             if (!File.Exists(input))
                 throw new DataException($"Input '{input}' does not exist. Check the paths given to `sdd prepare`.");
+        if (inputs.GroupBy(i => i).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new ArgumentException($"Input '{twice.Key}' is given {twice.Count()} times: its documents would be trained on twice. Give each input once.");
         var outDir = Path.GetFullPath(options.OutDir).TrimEnd(Path.DirectorySeparatorChar);
         if (File.Exists(outDir))
             throw new IOException($"--out '{outDir}' is a file. Give the path of a folder to create.");
@@ -353,7 +355,47 @@ public static class DatasetPreparer
             return chars.EncodeUtf8(piece.Bytes);
         }
         var text = Decode(piece);
+        if (tokenizer.Kind == "gpt2")
+            RefuseLongWords(piece);
         return text.Length == 0 ? [] : tokenizer.Encode(text);
+    }
+
+    /// <summary>The longest GPT-2 pre-token (a run of letters, of digits or of other symbols) a prepare accepts, in UTF-8 bytes.</summary>
+    internal const int MaxWordBytes = 1 << 16;
+
+    static readonly System.Buffers.SearchValues<byte> AsciiSpace = System.Buffers.SearchValues.Create(" \t\n\r\v\f"u8);
+
+    /// <summary>
+    /// GPT-2's BPE merges inside one pre-token in time quadratic in its length (measured: a 256 KiB word 13 s, 1 MiB
+    /// over 3 minutes), so a text with a giant word would seem to hang. Runs between ASCII spaces are found with a
+    /// vectorised search; only a run longer than <see cref="MaxWordBytes"/> is split into the pre-tokenizer's
+    /// classes (\p{L}+, \p{N}+, other symbols) and refused if one class run is still that long.
+    /// </summary>
+    static void RefuseLongWords(TextPiece piece)
+    {
+        var bytes = piece.Bytes.AsSpan();
+        for (var pos = 0; pos < bytes.Length;)
+        {
+            var next = bytes[pos..].IndexOfAny(AsciiSpace);
+            var run = next < 0 ? bytes.Length - pos : next;
+            if (run > MaxWordBytes)
+            {
+                int start = pos, kind = -1;
+                for (var i = pos; i < pos + run;)
+                {
+                    System.Text.Rune.DecodeFromUtf8(bytes[i..], out var r, out var used);
+                    var k = System.Text.Rune.IsWhiteSpace(r) ? 0 : System.Text.Rune.IsLetter(r) ? 1 : System.Text.Rune.IsNumber(r) ? 2 : 3;
+                    if (k != kind)
+                        (start, kind) = (i, k);
+                    i += used;
+                    if (k != 0 && i - start > MaxWordBytes)
+                        throw new DataException(
+                            $"Input '{piece.Input}' has a word of more than {MaxWordBytes:N0} bytes ({(kind == 1 ? "letters" : kind == 2 ? "digits" : "symbols")} without a break) at {Where(piece, start)}. " +
+                            "GPT-2's BPE takes time quadratic in a word's length (a 1 MiB word takes minutes): break the text up, or use --tokenizer byte or char.");
+                }
+            }
+            pos += run + 1;
+        }
     }
 
     /// <summary>The checks of <see cref="Decode"/> without making the string (vectorised; the slow path names the offset).</summary>
