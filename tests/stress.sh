@@ -9,10 +9,12 @@
 # --hogs K (busy loops per core, default 1), --nice N (the busy loops' niceness, default 5), --no-build (skip
 # `dotnet build`), --no-memory-hog (skip the lowest-priority memory-bandwidth hog). Every core stays 100 %
 # busy, and the loops take the CPU from our threads at random moments; at niceness 5 the scheduler gives a
-# loop about a quarter of a core it shares with one of our threads (CFS weights 335 : 1024). At --nice 0 the
-# whole suite takes about an hour on two cores (lock-step parallel loops wait on their preempted partner), so
-# use it with a --filter. The loops and the hog are always killed on exit (EXIT/INT/TERM trap). Exit code: the
-# first failing run's `dotnet test` code, else 0.
+# loop about a quarter of a core it shares with one runnable thread of ours (CFS weights 335 : 1024), and more
+# while our threads wait on each other: top showed 45-88 % per loop in whole-suite runs. At --nice 0 the
+# whole suite takes well over 20 minutes on two cores (ILGPU CPU-accelerator groups wait at every barrier for a
+# preempted partner), so use it with a --filter. The loops and the hog are always killed on exit (EXIT/INT/TERM
+# trap; started in the background, bash ignores SIGINT, so stop it with SIGTERM). Exit code: the first failing
+# run's `dotnet test` code, else 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     --nice) nice="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-memory-hog) memhog=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "stress.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
