@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --nice) nice="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-memory-hog) memhog=0; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "stress.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
