@@ -23,8 +23,8 @@ public static class PrepareCommand
         var tokenizer = Choice("--tokenizer", "tokenizer: gpt2 (llm.c's), char (vocabulary from the inputs) or byte (raw bytes)", "gpt2", Tokenizers.Kinds);
         var output = new Option<string>("--out") { Description = "the prepared folder to create (shards and prepared.json)", HelpName = "DIR", Required = true };
         var field = With("--field", "JSON Lines field / Parquet column holding the text", "text", "NAME");
-        var valFraction = With("--val-fraction", "fraction of documents (of tokens, for a single text file) kept for validation", 0.1).InRange(0, 1, maxIncluded: false)
-            .Must(v => v > 0, "must be above 0");
+        var valFraction = With("--val-fraction", "fraction of documents (of tokens, for a single text file) kept for validation", 0.1)
+            .Must(v => v is > 0 and < 1, "must be in (0, 1): validation needs some data and training the rest");
         var valDocs = Optional<int>("--val-docs", "the first N documents are validation instead of a random fraction (llm.c's convention)", "N").AtLeast(1);
         var seed = With("--seed", "seed of the random document split", 1337UL, "S");
         var shardTokens = With("--shard-tokens", "tokens per shard (llm.c writes 100M)", 100_000_000L, "N")

@@ -61,7 +61,10 @@ public sealed class PrepareCommandTests
 
         var fraction = CliRunner.Run("prepare", latin1, "--tokenizer", "byte", "--out", Path.Combine(dir, "o"), "--val-fraction", "1.5");
         Assert.That(fraction.Code, Is.EqualTo(2));
-        Assert.That(fraction.Err, Does.Contain("--val-fraction"));
+        Assert.That(fraction.Err, Does.Contain("--val-fraction").And.Contain("must be in (0, 1)"));
+        var zero = CliRunner.Run("prepare", latin1, "--tokenizer", "byte", "--out", Path.Combine(dir, "o"), "--val-fraction", "0");
+        Assert.That(zero.Code, Is.EqualTo(2));
+        Assert.That(zero.Err, Does.Contain("must be in (0, 1)"), "0 is refused, and the range printed says so");
         var noOut = CliRunner.Run("prepare", latin1);
         Assert.That(noOut.Code, Is.EqualTo(2));
         Assert.That(noOut.Err, Does.Contain("--out"));
