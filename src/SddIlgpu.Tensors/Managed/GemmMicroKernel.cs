@@ -14,6 +14,9 @@ internal abstract unsafe class GemmMicroKernel
     /// <summary>The widest kernel the hardware accelerates (AVX-512, else 256-bit vectors).</summary>
     public static GemmMicroKernel Best() => Vector512.IsHardwareAccelerated ? new Kernel8x32() : new Kernel6x16();
 
+    /// <summary>The 256-bit 6×16 kernel whatever the hardware (tests run it on AVX-512 machines too).</summary>
+    internal static GemmMicroKernel Vector256Kernel() => new Kernel6x16();
+
     /// <summary>
     /// C[r, j] (r &lt; rows, j &lt; cols) = α·Σ_k A(r, k)·B[k·bK + j] + β·C[r, j], with A(r, k) at a[k·aK + r·aR]
     /// for every r &lt; MR (rows past <paramref name="rows"/> must still be readable) and B's NR columns

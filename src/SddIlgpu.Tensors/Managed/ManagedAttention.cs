@@ -1,27 +1,45 @@
 // Causal grouped-query attention on the host without the T×T probabilities: FlashAttention-2 (Dao 2023,
 // "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning", Algorithms 1 and 2;
 // spec/model.md §3 attention). Forward: per (batch, head, query block of 64 rows) an online softmax over key blocks
-// of 64, S = q·kᵀ, m = running max, P = exp(S/√HS − m), ℓ = running Σ P, O = O·exp(m_old − m) + P·v; it saves ctx and
-// the per-row log-sum-exp L = m + log ℓ (B, NH, T). Backward: D = rowsum(dCtx ⊙ ctx) first, then per block pair
-// P = exp(S/√HS − L) recomputed, dV += Pᵀ·dCtx, dP = dCtx·vᵀ, dS = P ⊙ (dP − D)/√HS, dQ += dS·k, dK += dSᵀ·q.
-// Work is split by (batch, kv head): one item owns every query head of its group, so dQ, dK and dV are each
-// summed by one thread in one fixed order (query head, then query block, then key block): no atomics, and the
-// results do not depend on the number of workers. Blocks above the causal diagonal are never visited; inside a
-// diagonal block the 4×16 register tiles above it are skipped. Tiles are Vector256 FMA micro-kernels.
-using System.Runtime.CompilerServices;
+// of up to 256 keys, S = q·kᵀ/√HS, m = running max, P = exp(S − m), ℓ = running Σ P, O = O·exp(m_old − m) + P·v; it
+// saves ctx and the per-row log-sum-exp L = m + log ℓ (B, NH, T). Backward: D = rowsum(dCtx ⊙ ctx) first, then per
+// (query block, key block) P = exp(S − L) recomputed, dV += Pᵀ·dCtx, dP = dCtx·vᵀ, dS = P ⊙ (dP − D)/√HS,
+// dQ += dS·k, dK += dSᵀ·q. Work is split by (batch, kv head): one item owns every query head of its group, so dQ,
+// dK and dV are each summed by one thread in one fixed order (query head, then query block, then key block): no
+// atomics, and the results do not depend on the number of workers. Every product runs on ManagedGemm's register
+// micro-kernel (AVX-512 8×32 or AVX2 6×16 tiles, each element's k-sum in one fixed order); key blocks above the
+// causal diagonal are never visited, and inside a block the tiles above it are skipped and the products cut to the
+// causal band. A key block of 256 keys is one online-softmax step for every query of baby-gpt's T = 256.
 using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
 
 /// <summary>FlashAttention-2 causal GQA attention (<see cref="AttentionStorage.Fused"/>: saved L and scratch D, both (B, NH, T)).</summary>
-internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
+internal sealed unsafe class ManagedAttention : IAttentionOps
 {
-    /// <summary>Query and key block size (rows of q, rows of k per tile pass).</summary>
-    internal const int Block = 64;
+    /// <summary>Query rows per block (FA-2's B_r).</summary>
+    internal const int QueryBlock = 64;
 
-    readonly MaterializedAttention softmax = new(device);
+    /// <summary>Keys per online-softmax step (FA-2's B_c): the P and dS blocks (64 × 256 floats each) stay in L2.</summary>
+    internal const int KeyBlock = 256;
+
+    readonly Device device;
+    readonly GemmMicroKernel micro;
+    readonly MaterializedAttention softmax;
     PinnedBuffer?[] scratch = new PinnedBuffer?[ManagedSimd.Workers];
+
+    public ManagedAttention(Device device) : this(device, GemmMicroKernel.Best())
+    {
+    }
+
+    /// <summary>Attention on a given micro-kernel (tests run the AVX2 6×16 one on AVX-512 hardware too).</summary>
+    internal ManagedAttention(Device device, GemmMicroKernel micro)
+    {
+        this.device = device;
+        this.micro = micro;
+        softmax = new MaterializedAttention(device);
+    }
 
     /// <summary>Parts the (batch, kv head) items are split into; results never depend on it (tests vary it).</summary>
     internal int Parts { get; set; } = ManagedSimd.Workers;
@@ -36,7 +54,7 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
         Check(s, q, k, v, ctx, saved, "saved log-sum-exp");
         Begin();
         var sh = s;
-        var g = new Geometry(s);
+        var g = new Geometry(s, micro);
         float* pq = Ptr(q), pk = Ptr(k), pv = Ptr(v), pl = Ptr(saved), pc = Ptr(ctx);
         var parts = Parts;
         Grow(parts, g.ForwardScratch);
@@ -56,7 +74,7 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
         Check(s, dQ, dK, dV, dCtx, scratchD, "scratch D");
         Begin();
         var sh = s;
-        var g = new Geometry(s);
+        var g = new Geometry(s, micro);
         var x = new BackwardPointers(Ptr(dCtx), Ptr(q), Ptr(k), Ptr(v), Ptr(saved), Ptr(scratchD), Ptr(dQ), Ptr(dK), Ptr(dV));
         float* pc = Ptr(ctx);
         var parts = Parts;
@@ -73,55 +91,62 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
 
     public void CausalSoftmaxBackward(Tensor probs, Tensor dProbs, float scale) => softmax.CausalSoftmaxBackward(probs, dProbs, scale);
 
-    /// <summary>Padded sizes of one call: keys to a whole block (LdT), head size to whole 16-float tiles (HSp).</summary>
-    readonly struct Geometry(AttentionShape s)
+    /// <summary>
+    /// Padded sizes of one call. Transposed k and v (HS, LdT): keys to whole 16-float vectors plus one cache line, so
+    /// the HS rows a tile walks do not share a few L1 sets. Head rows (HSn): HS to whole NR-column tiles. Score rows
+    /// (LdS): a key block plus MR columns (a transposed tile reads MR of them), plus a line. Query blocks get MR
+    /// spare rows, which a tile reads past the last one.
+    /// </summary>
+    readonly struct Geometry
     {
-        public readonly int LdT = (s.T + Block - 1) / Block * Block, HSp = (s.HS + 15) / 16 * 16, Blocks = (s.T + Block - 1) / Block;
-        readonly int hs = s.HS;
+        public readonly int LdT, HSn, LdS, Rows, MR, NR;
+        readonly int hs;
 
-        /// <summary>kT (HS, LdT), vP (LdT, HSp), qB and O (Block, HSp), S (Block, Block), m, ℓ (Block).</summary>
-        public long ForwardScratch => (long)hs * LdT + (long)LdT * HSp + 2L * Block * HSp + Block * Block + 2 * Block;
+        public Geometry(in AttentionShape s, GemmMicroKernel micro)
+        {
+            (MR, NR, hs) = (micro.MR, micro.NR, s.HS);
+            LdT = (s.T + 15) / 16 * 16 + 16;
+            HSn = (s.HS + NR - 1) / NR * NR;
+            LdS = (KeyBlock + MR + 15) / 16 * 16 + 16;
+            Rows = QueryBlock + MR;
+        }
 
-        /// <summary>kT, vT (HS, LdT), kP, dKacc, dVacc (LdT, HSp), qB, dOB, dQacc (Block, HSp), P, dS (Block, Block), L, D (Block).</summary>
-        public long BackwardScratch => 2L * hs * LdT + 3L * LdT * HSp + 3L * Block * HSp + 2 * Block * Block + 2 * Block;
+        /// <summary>kT (HS, LdT), vP (LdT, HSn), qB and O (Rows, HSn), S (Rows, LdS), m, ℓ (QueryBlock).</summary>
+        public long ForwardScratch => (long)hs * LdT + (long)LdT * HSn + 2L * Rows * HSn + (long)Rows * LdS + 2 * QueryBlock;
+
+        /// <summary>kT, vT (HS, LdT), kP, dKacc, dVacc (LdT, HSn), qB, dOB, dQacc (Rows, HSn), P, dS (Rows, LdS), L, D (QueryBlock).</summary>
+        public long BackwardScratch => 2L * hs * LdT + 3L * LdT * HSn + 3L * Rows * HSn + 2L * Rows * LdS + 2 * QueryBlock;
     }
 
     /// <summary>Algorithm 1 for the query heads of kv head g in batch b.</summary>
-    static void ForwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, float* q, float* k, float* v, float* lse, float* ctx, float* buffer)
+    void ForwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, float* q, float* k, float* v, float* lse, float* ctx, float* buffer)
     {
-        int T = s.T, HS = s.HS, HSp = geo.HSp, ldT = geo.LdT, ldKv = s.KVH * HS;
-        float* kT = buffer, vP = kT + (long)HS * ldT, qB = vP + (long)ldT * HSp, o = qB + Block * HSp, sc = o + Block * HSp,
-            m = sc + Block * Block, l = m + Block;
+        int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldKv = s.KVH * HS;
+        float* kT = buffer, vP = kT + (long)HS * ldT, qB = vP + (long)ldT * HSn, o = qB + geo.Rows * HSn, sc = o + geo.Rows * HSn,
+            m = sc + (long)geo.Rows * ldS, l = m + QueryBlock;
         AttentionKernels.Transpose(k + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, kT, ldT);
-        CopyPadded(v + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vP, HSp, ldT);
+        CopyPadded(v + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vP, HSn, ldT);
         for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
-            for (var ib = 0; ib < geo.Blocks; ib++)
+            for (var i0 = 0; i0 < T; i0 += QueryBlock)
             {
-                int i0 = ib * Block, valid = Math.Min(Block, T - i0), rows = (valid + 3) & ~3;
-                CopyPadded(q + Row(b, i0, h, s.NH, T, HS), s.NH * HS, valid, HS, qB, HSp, rows);
-                new Span<float>(o, rows * HSp).Clear();
-                for (var jb = 0; jb <= ib; jb++)
+                int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
+                CopyPadded(q + Row(b, i0, h, s.NH, T, HS), s.NH * HS, valid, HS, qB, HSn, geo.Rows);
+                for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
-                    int j0 = jb * Block, diag = i0 - j0;
-                    ProductT(qB, HSp, kT + j0, ldT, HS, sc, rows, diag);
-                    for (var r = 0; r < rows; r++)
+                    var keys = Math.Min(KeyBlock, keysEnd - s0);
+                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, s.Scale, sc);
+                    for (var r = 0; r < valid; r++)
                     {
-                        var row = new Span<float>(sc + r * Block, Block);
-                        if (r >= valid)
-                        {
-                            row.Clear();
-                            continue;
-                        }
-                        var count = Math.Min(Block, diag + r + 1);
+                        var row = new Span<float>(sc + (long)r * ldS, ldS);
+                        var count = Math.Min(keys, i0 + r + 1 - s0); // ≥ 1: key blocks start at multiples of 256, query blocks of 64
                         var live = row[..count];
-                        AttentionKernels.Scale(live, s.Scale);
                         var mNew = ManagedSimd.Max(live);
-                        if (jb > 0)
+                        if (s0 > 0)
                         {
                             mNew = Math.Max(mNew, m[r]);
                             var alpha = ManagedSimd.Exp(m[r] - mNew);
                             l[r] *= alpha;
-                            ScaleRow(o + r * HSp, HSp, alpha);
+                            AttentionKernels.Scale(new Span<float>(o + r * HSn, HSn), alpha);
                         }
                         else
                             l[r] = 0f;
@@ -129,12 +154,19 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
                         l[r] += ManagedSimd.ExpShifted(live, mNew, live);
                         row[count..].Clear();
                     }
-                    AccumulateProduct(sc, Block, 1, vP + (long)j0 * HSp, HSp, o, HSp, rows, HSp, 0, Block, diag, transposed: false);
+                    // O (+)= P·v over the block's keys, each row group cut to its causal band.
+                    for (var r0 = 0; r0 < valid; r0 += geo.MR)
+                    {
+                        int rows = Math.Min(geo.MR, valid - r0), kc = Math.Min(keys, i0 + r0 + rows - s0);
+                        for (var c0 = 0; c0 < HS; c0 += geo.NR)
+                            micro.Run(sc + (long)r0 * ldS, 1, ldS, vP + (long)s0 * HSn + c0, HSn, kc, o + r0 * HSn + c0, HSn,
+                                rows, Math.Min(geo.NR, HS - c0), 1f, s0 == 0 ? 0f : 1f);
+                    }
                 }
                 for (var r = 0; r < valid; r++)
                 {
                     var inv = 1f / l[r];
-                    float* src = o + r * HSp, dst = ctx + Row(b, i0 + r, h, s.NH, T, HS);
+                    float* src = o + r * HSn, dst = ctx + Row(b, i0 + r, h, s.NH, T, HS);
                     for (var d = 0; d < HS; d++)
                         dst[d] = src[d] * inv;
                     lse[(long)(b * s.NH + h) * T + i0 + r] = m[r] + MathF.Log(l[r]);
@@ -143,67 +175,97 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
     }
 
     /// <summary>Algorithm 2 for kv head g in batch b: dK, dV of g and dQ of its query heads, each summed here only.</summary>
-    static void BackwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, in BackwardPointers x, float* ctx, float* buffer)
+    void BackwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, in BackwardPointers x, float* ctx, float* buffer)
     {
-        int T = s.T, HS = s.HS, HSp = geo.HSp, ldT = geo.LdT, ldQ = s.NH * HS, ldKv = s.KVH * HS;
-        float* kT = buffer, vT = kT + (long)HS * ldT, kP = vT + (long)HS * ldT, dKacc = kP + (long)ldT * HSp, dVacc = dKacc + (long)ldT * HSp,
-            qB = dVacc + (long)ldT * HSp, dOB = qB + Block * HSp, dQacc = dOB + Block * HSp, p = dQacc + Block * HSp, dS = p + Block * Block,
-            lRow = dS + Block * Block, dRow = lRow + Block;
+        int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldQ = s.NH * HS, ldKv = s.KVH * HS, MR = geo.MR, NR = geo.NR;
+        float* kT = buffer, vT = kT + (long)HS * ldT, kP = vT + (long)HS * ldT, dKacc = kP + (long)ldT * HSn, dVacc = dKacc + (long)ldT * HSn,
+            qB = dVacc + (long)ldT * HSn, dOB = qB + geo.Rows * HSn, dQacc = dOB + geo.Rows * HSn, p = dQacc + geo.Rows * HSn,
+            dS = p + (long)geo.Rows * ldS, lRow = dS + (long)geo.Rows * ldS, dRow = lRow + QueryBlock;
         float* kHead = x.K + Row(b, 0, g, s.KVH, T, HS);
         AttentionKernels.Transpose(kHead, ldKv, T, HS, kT, ldT);
         AttentionKernels.Transpose(x.V + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vT, ldT);
-        CopyPadded(kHead, ldKv, T, HS, kP, HSp, ldT);
-        new Span<float>(dKacc, 2 * ldT * HSp).Clear(); // dKacc and dVacc are adjacent
+        CopyPadded(kHead, ldKv, T, HS, kP, HSn, ldT);
+        new Span<float>(dKacc, 2 * ldT * HSn).Clear(); // dKacc and dVacc are adjacent
         for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
         {
             var rowsOf = (long)(b * s.NH + h) * T;
             for (var t = 0; t < T; t++)
                 x.Scratch[rowsOf + t] = ManagedSimd.Dot(new ReadOnlySpan<float>(x.DCtx + Row(b, t, h, s.NH, T, HS), HS),
                     new ReadOnlySpan<float>(ctx + Row(b, t, h, s.NH, T, HS), HS)); // D, FA-2 Algorithm 2 line 4
-            for (var ib = 0; ib < geo.Blocks; ib++)
+            for (var i0 = 0; i0 < T; i0 += QueryBlock)
             {
-                int i0 = ib * Block, valid = Math.Min(Block, T - i0), rows = (valid + 3) & ~3;
-                CopyPadded(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSp, rows);
-                CopyPadded(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSp, rows);
-                new Span<float>(dQacc, rows * HSp).Clear();
+                int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
+                CopyPadded(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows);
+                CopyPadded(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSn, geo.Rows);
                 for (var r = 0; r < valid; r++)
                 {
                     lRow[r] = x.Saved[rowsOf + i0 + r];
                     dRow[r] = x.Scratch[rowsOf + i0 + r];
                 }
-                for (var jb = 0; jb <= ib; jb++)
+                for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
-                    int j0 = jb * Block, diag = i0 - j0, keys = Math.Min(Block, rows + diag);
-                    ProductT(qB, HSp, kT + j0, ldT, HS, p, rows, diag);
-                    ProductT(dOB, HSp, vT + j0, ldT, HS, dS, rows, diag);
-                    for (var r = 0; r < rows; r++)
+                    var keys = Math.Min(KeyBlock, keysEnd - s0);
+                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, s.Scale, p);
+                    Scores(geo, dOB, vT + s0, i0 - s0, valid, keys, HS, 1f, dS);
+                    for (var r = 0; r < valid; r++)
                     {
-                        var pr = new Span<float>(p + r * Block, Block);
-                        var dr = new Span<float>(dS + r * Block, Block);
-                        var count = r < valid ? Math.Min(Block, diag + r + 1) : 0;
-                        if (count > 0)
-                        {
-                            var live = pr[..count];
-                            AttentionKernels.Scale(live, s.Scale);
-                            ManagedSimd.ExpShifted(live, lRow[r], live);
-                            DSoftmax(p + r * Block, dS + r * Block, count, dRow[r], s.Scale);
-                        }
+                        var pr = new Span<float>(p + (long)r * ldS, ldS);
+                        var dr = new Span<float>(dS + (long)r * ldS, ldS);
+                        var count = Math.Min(keys, i0 + r + 1 - s0);
+                        var live = pr[..count];
+                        ManagedSimd.ExpShifted(live, lRow[r], live);
+                        DSoftmax(p + (long)r * ldS, dS + (long)r * ldS, count, dRow[r], s.Scale);
                         pr[count..].Clear();
                         dr[count..].Clear();
                     }
-                    AccumulateProduct(p, 1, Block, dOB, HSp, dVacc + (long)j0 * HSp, HSp, keys, HSp, 0, rows, diag, transposed: true);
-                    AccumulateProduct(dS, 1, Block, qB, HSp, dKacc + (long)j0 * HSp, HSp, keys, HSp, 0, rows, diag, transposed: true);
-                    AccumulateProduct(dS, Block, 1, kP + (long)j0 * HSp, HSp, dQacc, HSp, rows, HSp, 0, Block, diag, transposed: false);
+                    // dV += Pᵀ·dO and dK += dSᵀ·q: rows are the block's keys, k the queries at or after each key group.
+                    for (var j0 = 0; j0 < keys; j0 += MR)
+                    {
+                        int rStart = Math.Max(0, s0 + j0 - i0), kc = valid - rStart, rows = Math.Min(MR, keys - j0);
+                        if (kc <= 0)
+                            break;
+                        for (var c0 = 0; c0 < HS; c0 += NR)
+                        {
+                            var cols = Math.Min(NR, HS - c0);
+                            micro.Run(p + (long)rStart * ldS + j0, ldS, 1, dOB + rStart * HSn + c0, HSn, kc, dVacc + (long)(s0 + j0) * HSn + c0, HSn,
+                                rows, cols, 1f, 1f);
+                            micro.Run(dS + (long)rStart * ldS + j0, ldS, 1, qB + rStart * HSn + c0, HSn, kc, dKacc + (long)(s0 + j0) * HSn + c0, HSn,
+                                rows, cols, 1f, 1f);
+                        }
+                    }
+                    // dQ (+)= dS·k, each row group cut to its causal band.
+                    for (var r0 = 0; r0 < valid; r0 += MR)
+                    {
+                        int rows = Math.Min(MR, valid - r0), kc = Math.Min(keys, i0 + r0 + rows - s0);
+                        for (var c0 = 0; c0 < HS; c0 += NR)
+                            micro.Run(dS + (long)r0 * ldS, 1, ldS, kP + (long)s0 * HSn + c0, HSn, kc, dQacc + r0 * HSn + c0, HSn,
+                                rows, Math.Min(NR, HS - c0), 1f, s0 == 0 ? 0f : 1f);
+                    }
                 }
                 for (var r = 0; r < valid; r++)
-                    new ReadOnlySpan<float>(dQacc + r * HSp, HS).CopyTo(new Span<float>(x.DQ + Row(b, i0 + r, h, s.NH, T, HS), HS));
+                    new ReadOnlySpan<float>(dQacc + r * HSn, HS).CopyTo(new Span<float>(x.DQ + Row(b, i0 + r, h, s.NH, T, HS), HS));
             }
         }
         for (var j = 0; j < T; j++)
         {
-            new ReadOnlySpan<float>(dKacc + (long)j * HSp, HS).CopyTo(new Span<float>(x.DK + Row(b, j, g, s.KVH, T, HS), HS));
-            new ReadOnlySpan<float>(dVacc + (long)j * HSp, HS).CopyTo(new Span<float>(x.DV + Row(b, j, g, s.KVH, T, HS), HS));
+            new ReadOnlySpan<float>(dKacc + (long)j * HSn, HS).CopyTo(new Span<float>(x.DK + Row(b, j, g, s.KVH, T, HS), HS));
+            new ReadOnlySpan<float>(dVacc + (long)j * HSn, HS).CopyTo(new Span<float>(x.DV + Row(b, j, g, s.KVH, T, HS), HS));
         }
+    }
+
+    /// <summary>
+    /// c[r·LdS + j] = α·Σ_{d &lt; HS} x[r·HSn + d]·mT[d·LdT + j] for r &lt; rows and j &lt; keys, in micro-kernel tiles
+    /// (column tiles outer, so one mT panel stays in L1 across the row groups). A tile whose every key lies after
+    /// every query of its rows (key j &gt; r + diag, diag = query block start − key block start) is skipped: those
+    /// entries are left as they were and never read.
+    /// </summary>
+    void Scores(in Geometry geo, float* x, float* mT, int diag, int rows, int keys, int hs, float alpha, float* c)
+    {
+        int MR = geo.MR, NR = geo.NR;
+        for (var c0 = 0; c0 < keys; c0 += NR)
+            for (var r0 = Math.Max(0, c0 - diag) / MR * MR; r0 < rows; r0 += MR)
+                micro.Run(x + r0 * geo.HSn, 1, geo.HSn, mT + c0, geo.LdT, hs, c + (long)r0 * geo.LdS + c0, geo.LdS,
+                    Math.Min(MR, rows - r0), Math.Min(NR, keys - c0), alpha, 0f);
     }
 
     /// <summary>In place: dS[j] = scale·P[j]·(dS[j] − D) for j &lt; n (dS holds dP on entry).</summary>
@@ -216,100 +278,6 @@ internal sealed unsafe class ManagedAttention(Device device) : IAttentionOps
             (vscale * Vector256.Load(p + j) * (Vector256.Load(dS + j) - vd)).Store(dS + j);
         for (; j < n; j++)
             dS[j] = scale * p[j] * (dS[j] - d);
-    }
-
-    /// <summary>
-    /// c[r·Block + j] = Σ_{d &lt; kLen} x[r·ldx + d]·mT[d·ldm + j] for r &lt; rows (a multiple of 4) and j &lt; Block,
-    /// in 4×16 tiles, d ascending. A tile whose every entry lies above the causal diagonal (j &gt; r + diag) is skipped
-    /// and left as it was.
-    /// </summary>
-    static void ProductT(float* x, int ldx, float* mT, int ldm, int kLen, float* c, int rows, int diag)
-    {
-        for (var r0 = 0; r0 < rows; r0 += 4)
-        {
-            float* x0 = x + r0 * ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx;
-            for (var c0 = 0; c0 < Block && c0 <= r0 + 3 + diag; c0 += 16)
-            {
-                Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default,
-                    a20 = default, a21 = default, a30 = default, a31 = default;
-                var m = mT + c0;
-                for (var d = 0; d < kLen; d++, m += ldm)
-                {
-                    var b0 = Vector256.Load(m);
-                    var b1 = Vector256.Load(m + 8);
-                    var w = Vector256.Create(x0[d]);
-                    a00 = Vector256.FusedMultiplyAdd(w, b0, a00);
-                    a01 = Vector256.FusedMultiplyAdd(w, b1, a01);
-                    w = Vector256.Create(x1[d]);
-                    a10 = Vector256.FusedMultiplyAdd(w, b0, a10);
-                    a11 = Vector256.FusedMultiplyAdd(w, b1, a11);
-                    w = Vector256.Create(x2[d]);
-                    a20 = Vector256.FusedMultiplyAdd(w, b0, a20);
-                    a21 = Vector256.FusedMultiplyAdd(w, b1, a21);
-                    w = Vector256.Create(x3[d]);
-                    a30 = Vector256.FusedMultiplyAdd(w, b0, a30);
-                    a31 = Vector256.FusedMultiplyAdd(w, b1, a31);
-                }
-                var o = c + r0 * Block + c0;
-                a00.Store(o); a01.Store(o + 8);
-                a10.Store(o + Block); a11.Store(o + Block + 8);
-                a20.Store(o + 2 * Block); a21.Store(o + 2 * Block + 8);
-                a30.Store(o + 3 * Block); a31.Store(o + 3 * Block + 8);
-            }
-        }
-    }
-
-    /// <summary>
-    /// y[r·ldy + c] += Σ_k w[r·wRow + k·wK]·m[k·ldm + c] for r &lt; rows (a multiple of 4), c &lt; cols (a multiple of 16),
-    /// k ascending over [kFrom, kTo) cut to the causal band: k &lt; r + 4 + diag (rows are queries, k keys) or, when
-    /// <paramref name="transposed"/>, k ≥ r − diag (rows are keys, k queries). Terms outside the band are zero.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void AccumulateProduct(float* w, nint wRow, nint wK, float* m, int ldm, float* y, int ldy, int rows, int cols,
-        int kFrom, int kTo, int diag, bool transposed)
-    {
-        for (var r0 = 0; r0 < rows; r0 += 4)
-        {
-            int k0 = transposed ? Math.Max(kFrom, r0 - diag) : kFrom, k1 = transposed ? kTo : Math.Min(kTo, r0 + 4 + diag);
-            if (k0 >= k1)
-                continue;
-            float* w0 = w + r0 * wRow, y0 = y + r0 * ldy;
-            for (var c0 = 0; c0 < cols; c0 += 16)
-            {
-                float* o0 = y0 + c0, o1 = o0 + ldy, o2 = o1 + ldy, o3 = o2 + ldy;
-                Vector256<float> a00 = Vector256.Load(o0), a01 = Vector256.Load(o0 + 8), a10 = Vector256.Load(o1), a11 = Vector256.Load(o1 + 8),
-                    a20 = Vector256.Load(o2), a21 = Vector256.Load(o2 + 8), a30 = Vector256.Load(o3), a31 = Vector256.Load(o3 + 8);
-                var mk = m + (long)k0 * ldm + c0;
-                var wk = w0 + k0 * wK;
-                for (var k = k0; k < k1; k++, mk += ldm, wk += wK)
-                {
-                    var b0 = Vector256.Load(mk);
-                    var b1 = Vector256.Load(mk + 8);
-                    var a = Vector256.Create(wk[0]);
-                    a00 = Vector256.FusedMultiplyAdd(a, b0, a00);
-                    a01 = Vector256.FusedMultiplyAdd(a, b1, a01);
-                    a = Vector256.Create(wk[wRow]);
-                    a10 = Vector256.FusedMultiplyAdd(a, b0, a10);
-                    a11 = Vector256.FusedMultiplyAdd(a, b1, a11);
-                    a = Vector256.Create(wk[2 * wRow]);
-                    a20 = Vector256.FusedMultiplyAdd(a, b0, a20);
-                    a21 = Vector256.FusedMultiplyAdd(a, b1, a21);
-                    a = Vector256.Create(wk[3 * wRow]);
-                    a30 = Vector256.FusedMultiplyAdd(a, b0, a30);
-                    a31 = Vector256.FusedMultiplyAdd(a, b1, a31);
-                }
-                a00.Store(o0); a01.Store(o0 + 8); a10.Store(o1); a11.Store(o1 + 8);
-                a20.Store(o2); a21.Store(o2 + 8); a30.Store(o3); a31.Store(o3 + 8);
-            }
-        }
-    }
-
-    /// <summary>x[i] *= a for i &lt; n (n a multiple of 16).</summary>
-    static void ScaleRow(float* x, int n, float a)
-    {
-        var va = Vector256.Create(a);
-        for (var i = 0; i < n; i += 8)
-            (Vector256.Load(x + i) * va).Store(x + i);
     }
 
     /// <summary>dst (rows, ldDst) = src (count, HS) with row stride ld, zero in columns HS..ldDst and rows count..rows.</summary>

@@ -137,7 +137,11 @@ public sealed class ManagedAttentionTests
         Assert.That(new MaterializedAttention(Cpu).SavedLength(s), Is.EqualTo(4L * 6 * 256 * 256), "materialised: P (B, NH, T, T)");
     }
 
-    /// <summary>Both managed attentions against float64, at shapes that cross and miss the 64-row blocks.</summary>
+    /// <summary>
+    /// Both managed attentions against float64, at shapes that cross and miss the 64-row query blocks and the 256-key
+    /// blocks of the fused online softmax (T = 300, 520: two and three key blocks); the fused one on the AVX2 6×16
+    /// micro-kernel too (its 6-row tiles do not divide the query block).
+    /// </summary>
     [TestCase(1, 1, 1, 1, 1)]
     [TestCase(2, 4, 2, 7, 8)]
     [TestCase(1, 3, 1, 33, 5)]
@@ -146,15 +150,21 @@ public sealed class ManagedAttentionTests
     [TestCase(2, 4, 1, 64, 7)]
     [TestCase(1, 2, 1, 200, 64)]
     [TestCase(1, 1, 1, 129, 20)]
+    [TestCase(1, 2, 1, 300, 8)]
+    [TestCase(1, 1, 1, 520, 3)]
     public void ForwardAndBackwardMatchFloat64(int B, int NH, int KVH, int T, int HS)
     {
         var s = new AttentionShape(B, T, NH, KVH, HS);
-        foreach (var (att, fused) in new[] { (Fused, true), (new MaterializedAttention(Cpu), false) })
+        foreach (var (att, which) in new (IAttentionOps, string)[]
+                 {
+                     (Fused, "fused"), (new ManagedAttention(Cpu, GemmMicroKernel.Vector256Kernel()), "fused 6x16"),
+                     (new MaterializedAttention(Cpu), "materialised"),
+                 })
         {
+            var fused = att is ManagedAttention;
             var got = RunBoth(att, s);
             var (probs, ctx, lse) = ForwardWithLse(s, ToDouble(got[0]), ToDouble(got[1]), ToDouble(got[2]));
             var (dQ, dK, dV) = Backward(s, ToDouble(got[0]), ToDouble(got[1]), ToDouble(got[2]), ToDouble(got[5]));
-            var which = fused ? "fused" : "materialised";
             Check.Close(got[3], fused ? lse : probs, 1e-6, 1e-4, $"{which} saved {(fused ? "log-sum-exp" : "probs")}");
             Check.Close(got[4], ctx, 1e-6, 1e-4, $"{which} ctx");
             Check.Close(got[7], dQ, 1e-5, 1e-4, $"{which} dQ");
@@ -201,6 +211,7 @@ public sealed class ManagedAttentionTests
 
     /// <summary>The fused attention repeats bit for bit, and its results do not depend on how many parts share the work.</summary>
     [TestCase(2, 4, 2, 130, 12)]
+    [TestCase(1, 2, 1, 300, 8)]
     [TestCase(3, 2, 1, 64, 16)]
     public void FusedIsBitIdenticalTwiceAndAcrossPartitions(int B, int NH, int KVH, int T, int HS)
     {
