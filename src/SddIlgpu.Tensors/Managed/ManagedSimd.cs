@@ -1,6 +1,7 @@
 // Shared plumbing of the managed CPU ops: fixed partitions run by WorkerPool (results never depend on which
 // thread runs which part) and Vector256 helpers with a fixed lane and summation structure, so a sum over
 // the same values gives the same bits whatever the memory address, thread count or timing.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -122,7 +123,7 @@ internal static class ManagedSimd
             ref var ry = ref MemoryMarshal.GetReference(y);
             for (; i + 8 <= x.Length; i += 8)
             {
-                var e = Vector256.Exp(Vector256.LoadUnsafe(ref rx, (nuint)i) - vs);
+                var e = ExpVector(Vector256.LoadUnsafe(ref rx, (nuint)i) - vs);
                 e.StoreUnsafe(ref ry, (nuint)i);
                 acc += e;
             }
@@ -133,7 +134,7 @@ internal static class ManagedSimd
             Span<float> tail = stackalloc float[8];
             tail.Fill(shift);
             x[i..].CopyTo(tail);
-            var e = Vector256.Exp(Vector256.Create<float>(tail) - vs);
+            var e = ExpVector(Vector256.Create<float>(tail) - vs);
             for (var l = 0; i < x.Length; i++, l++)
             {
                 y[i] = e[l];
@@ -143,8 +144,37 @@ internal static class ManagedSimd
         return s;
     }
 
+    /// <summary>
+    /// exp of each lane in single precision, the Cephes expf scheme (S. L. Moshier, Cephes Math Library, expf.c): x =
+    /// n·ln 2 + r with n = ⌊x·log₂e + ½⌋ and ln 2 split in two constants, so |r| ≤ ½ ln 2; exp(r) by Cephes' degree-7
+    /// polynomial 1 + r + r²·P(r); then 2ⁿ applied as two exact powers of two (n up to 128 near float's overflow).
+    /// Measured ≤ 1 ULP from the float64 exp over [−87.3, 88.7] (ManagedOpsTests). NaN gives NaN, x &lt; −87.34
+    /// (below the smallest normal float) gives 0, x &gt; 88.72 gives +∞. About four times cheaper than
+    /// <see cref="Vector256.Exp(Vector256{float})"/>, which evaluates in float64.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ExpVector(Vector256<float> x)
+    {
+        var lo = Vector256.Create(-87.33654f);
+        var c = Vector256.Min(Vector256.Max(x, lo), Vector256.Create(89f)); // exp(89) overflows in the last multiply
+        var n = Vector256.Floor(Vector256.FusedMultiplyAdd(c, Vector256.Create(1.44269504088896341f), Vector256.Create(0.5f)));
+        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-0.693359375f), c);
+        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(2.12194440e-4f), r);
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(1.9875691500e-4f), r, Vector256.Create(1.3981999507e-3f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(8.3334519073e-3f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(4.1665795894e-2f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.6666665459e-1f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(5.0000001201e-1f));
+        p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
+        var ni = Vector256.ConvertToInt32(n);
+        var half = ni >> 1;
+        var bias = Vector256.Create(127);
+        var scaled = p * ((half + bias) << 23).AsSingle() * ((ni - half + bias) << 23).AsSingle();
+        return Vector256.ConditionalSelect(Vector256.LessThan(x, lo), Vector256<float>.Zero, scaled);
+    }
+
     /// <summary>exp of one value through the same Vector256 exp as <see cref="ExpShifted"/>.</summary>
-    public static float Exp(float x) => Vector256.Exp(Vector256.Create(x)).ToScalar();
+    public static float Exp(float x) => ExpVector(Vector256.Create(x)).ToScalar();
 
     /// <summary>y[i] += x[i].</summary>
     public static void AddTo(ReadOnlySpan<float> x, Span<float> y)
@@ -171,14 +201,14 @@ internal static class ManagedSimd
             ref var rx = ref MemoryMarshal.GetReference(x);
             ref var ry = ref MemoryMarshal.GetReference(y);
             for (; i + 8 <= x.Length; i += 8)
-                (one / (one + Vector256.Exp(-Vector256.LoadUnsafe(ref rx, (nuint)i)))).StoreUnsafe(ref ry, (nuint)i);
+                (one / (one + ExpVector(-Vector256.LoadUnsafe(ref rx, (nuint)i)))).StoreUnsafe(ref ry, (nuint)i);
         }
         if (i < x.Length)
         {
             Span<float> tail = stackalloc float[8];
             tail.Clear();
             x[i..].CopyTo(tail);
-            var e = one / (one + Vector256.Exp(-Vector256.Create<float>(tail)));
+            var e = one / (one + ExpVector(-Vector256.Create<float>(tail)));
             for (var l = 0; i < x.Length; i++, l++)
                 y[i] = e[l];
         }
