@@ -88,6 +88,8 @@ public sealed class ManagedOpsTests
 
     [TestCase(2, 7, 3, 8)]
     [TestCase(1, 33, 1, 2)]
+    [TestCase(1, 5, 2, 64)] // half 32: four 8-lane vectors per head
+    [TestCase(2, 3, 3, 20)] // half 10: one vector and a scalar tail of two
     public void RopeForwardAndBackwardMatchFloat64(int B, int T, int H, int HS)
     {
         var table = RopeTable.Build(T, HS, 10000);
