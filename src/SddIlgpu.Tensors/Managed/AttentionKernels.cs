@@ -2,6 +2,7 @@
 // transposed (HS, ldT) matrix, and weighted sums of rows Σ_j c_j·r_j. Both keep their accumulators in
 // vector registers and add the terms in index order with fused multiply-adds (fixed order, same bits).
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SddIlgpu.Tensors.Managed;
 
@@ -118,13 +119,20 @@ internal static unsafe class AttentionKernels
         }
     }
 
-    /// <summary>mT[d·ldT + j] = m[j·ld + d] for j &lt; T, and 0 for T ≤ j &lt; ldT (so full vectors can be read).</summary>
+    /// <summary>
+    /// mT[d·ldT + j] = m[j·ld + d] for j &lt; T, and 0 for T ≤ j &lt; ldT (so full vectors can be read): 8×8 AVX block
+    /// transposes where they fit (<see cref="GemmPacking.Transpose8x8"/>), the edges element by element.
+    /// </summary>
     public static void Transpose(float* m, nint ld, int T, int hs, float* mT, int ldT)
     {
+        int jBlocks = Avx.IsSupported ? T / 8 * 8 : 0, dBlocks = hs / 8 * 8;
+        for (var j = 0; j < jBlocks; j += 8)
+            for (var d = 0; d < dBlocks; d += 8)
+                GemmPacking.Transpose8x8(m + j * ld + d, (int)ld, mT + d * ldT + j, ldT);
         for (var j = 0; j < T; j++)
         {
             var src = m + j * ld;
-            for (var d = 0; d < hs; d++)
+            for (var d = j < jBlocks ? dBlocks : 0; d < hs; d++)
                 mT[d * ldT + j] = src[d];
         }
         for (var d = 0; d < hs; d++)

@@ -92,7 +92,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>dst[j·ldd + i] = src[i·lds + j] for i, j &lt; 8 (unpack, shuffle, 128-bit permute).</summary>
-    static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
         Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
         Vector256<float> r2 = Avx.LoadVector256(src + 2 * lds), r3 = Avx.LoadVector256(src + 3 * lds);
