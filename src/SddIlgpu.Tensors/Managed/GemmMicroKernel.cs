@@ -1,7 +1,8 @@
 // The register-tiled inner kernel of ManagedGemm: an MR×NR tile of C accumulated over kc steps with SIMD
 // FMAs (AVX-512: 8×32 in 16 zmm accumulators; AVX2: 6×16 in 12 ymm), then C = α·acc + β·C (β = 0 never
-// reads C); a full tile with α = β = 1 (C += A·B, the weight gradient) starts its
-// accumulators from C instead. A is read through (k, row) strides, so it can be the caller's matrix or a packed panel.
+// reads C); a full tile with α = 1 and β = 1 (C += A·B, the weight gradient) adds C to its sum, and one with
+// α = 1 and β = 0 stores its accumulators straight into C. A is read through (k, row) strides, so it can be the
+// caller's matrix or a packed panel.
 using System.Runtime.Intrinsics;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -29,11 +30,16 @@ internal abstract unsafe class GemmMicroKernel
             AccumulateInto(a, aK, aR, b, bK, kc, c, ldc); // C += A·B (the weight gradient): C rides in the accumulators
             return;
         }
+        if (rows == MR && cols == NR && alpha == 1f && beta == 0f)
+        {
+            Accumulate(a, aK, aR, b, bK, kc, c, ldc); // C = A·B: the accumulators go straight to C (1·acc is acc, bit for bit)
+            return;
+        }
         var acc = stackalloc float[MaxTile];
         if (cols <= NR / 2) // an edge panel (N = 65: 64 + 1): half the FMAs on its padding
             AccumulateHalf(a, aK, aR, b, bK, kc, acc);
         else
-            Accumulate(a, aK, aR, b, bK, kc, acc);
+            Accumulate(a, aK, aR, b, bK, kc, acc, NR);
         var nr = NR;
         for (var r = 0; r < rows; r++)
             StoreRow(acc + r * nr, c + (long)r * ldc, cols, alpha, beta);
@@ -61,8 +67,8 @@ internal abstract unsafe class GemmMicroKernel
     /// <summary>acc[p·NR + j] = Σ_k a[k·aK]·B_p[k·bK + j] for the four panels b0..b3.</summary>
     public abstract void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc);
 
-    /// <summary>acc[r·NR + j] = Σ_k A(r, k)·B[k·bK + j] for the whole MR×NR tile.</summary>
-    public abstract void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
+    /// <summary>acc[r·ldAcc + j] = Σ_k A(r, k)·B[k·bK + j] for the whole MR×NR tile (a stack tile, ldAcc = NR, or C itself).</summary>
+    public abstract void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc);
 
     /// <summary>
     /// C[r·ldc + j] += Σ_k A(r, k)·B[k·bK + j] over the whole MR×NR tile: the k-sum in registers from zero, then
@@ -138,7 +144,7 @@ internal abstract unsafe class GemmMicroKernel
         public override int MR => 8;
         public override int NR => 32;
 
-        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
             Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -177,10 +183,11 @@ internal abstract unsafe class GemmMicroKernel
                 b += bK;
             }
             // Stored before any call: vector registers live across a call would be spilled inside the loop.
-            c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + 32); c11.Store(acc + 48);
-            c20.Store(acc + 64); c21.Store(acc + 80); c30.Store(acc + 96); c31.Store(acc + 112);
-            c40.Store(acc + 128); c41.Store(acc + 144); c50.Store(acc + 160); c51.Store(acc + 176);
-            c60.Store(acc + 192); c61.Store(acc + 208); c70.Store(acc + 224); c71.Store(acc + 240);
+            var acc4 = acc + 4 * ldAcc;
+            c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + ldAcc); c11.Store(acc + ldAcc + 16);
+            c20.Store(acc + 2 * ldAcc); c21.Store(acc + 2 * ldAcc + 16); c30.Store(acc + 3 * ldAcc); c31.Store(acc + 3 * ldAcc + 16);
+            c40.Store(acc4); c41.Store(acc4 + 16); c50.Store(acc4 + ldAcc); c51.Store(acc4 + ldAcc + 16);
+            c60.Store(acc4 + 2 * ldAcc); c61.Store(acc4 + 2 * ldAcc + 16); c70.Store(acc4 + 3 * ldAcc); c71.Store(acc4 + 3 * ldAcc + 16);
         }
 
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
@@ -281,7 +288,7 @@ internal abstract unsafe class GemmMicroKernel
         public override int MR => 6;
         public override int NR => 16;
 
-        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
+        public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -313,9 +320,10 @@ internal abstract unsafe class GemmMicroKernel
                 a3 += aK;
                 b += bK;
             }
-            c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
-            c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
-            c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
+            var acc3 = acc + 3 * ldAcc;
+            c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + ldAcc); c11.Store(acc + ldAcc + 8);
+            c20.Store(acc + 2 * ldAcc); c21.Store(acc + 2 * ldAcc + 8); c30.Store(acc3); c31.Store(acc3 + 8);
+            c40.Store(acc3 + ldAcc); c41.Store(acc3 + ldAcc + 8); c50.Store(acc3 + 2 * ldAcc); c51.Store(acc3 + 2 * ldAcc + 8);
         }
 
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)

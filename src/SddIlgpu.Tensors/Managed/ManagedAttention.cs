@@ -1,7 +1,7 @@
 // Causal grouped-query attention on the host without the T×T probabilities: FlashAttention-2 (Dao 2023,
 // "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning", Algorithms 1 and 2;
 // spec/model.md §3 attention). Forward: per (batch, head, query block of 64 rows) an online softmax over key blocks
-// of up to 256 keys, S = q·kᵀ/√HS, m = running max, P = exp(S − m), ℓ = running Σ P, O = O·exp(m_old − m) + P·v; it
+// of up to 256 keys, S = (q/√HS)·kᵀ, m = running max, P = exp(S − m), ℓ = running Σ P, O = O·exp(m_old − m) + P·v; it
 // saves ctx and the per-row log-sum-exp L = m + log ℓ (B, NH, T). Backward: D = rowsum(dCtx ⊙ ctx) first, then per
 // (query block, key block) P = exp(S − L) recomputed, dV += Pᵀ·dCtx, dP = dCtx·vᵀ, dS = P ⊙ (dP − D)/√HS,
 // dQ += dS·k, dK += dSᵀ·q. Work is split by (batch, kv head): one item owns every query head of its group, so dQ,
@@ -114,8 +114,8 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         /// <summary>kT (HS, LdT), vP (LdT, HSn), qB and O (Rows, HSn), S (Rows, LdS), m, ℓ (QueryBlock).</summary>
         public long ForwardScratch => (long)hs * LdT + (long)LdT * HSn + 2L * Rows * HSn + (long)Rows * LdS + 2 * QueryBlock;
 
-        /// <summary>kT, vT (HS, LdT), kP, dKacc, dVacc (LdT, HSn), qB, dOB, dQacc (Rows, HSn), P, dS (Rows, LdS), L, D (QueryBlock).</summary>
-        public long BackwardScratch => 2L * hs * LdT + 3L * LdT * HSn + 3L * Rows * HSn + 2L * Rows * LdS + 2 * QueryBlock;
+        /// <summary>kT, vT (HS, LdT), kP, dKacc, dVacc (LdT, HSn), qB, dOB, dQacc (Rows, HSn), P, dS (Rows, LdS), L, D (QueryBlock), q/√HS (Rows, HSn).</summary>
+        public long BackwardScratch => 2L * hs * LdT + 3L * LdT * HSn + 4L * Rows * HSn + 2L * Rows * LdS + 2 * QueryBlock;
     }
 
     /// <summary>Algorithm 1 for the query heads of kv head g in batch b.</summary>
@@ -131,10 +131,11 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             {
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
                 CopyPadded(q + Row(b, i0, h, s.NH, T, HS), s.NH * HS, valid, HS, qB, HSn, geo.Rows);
+                AttentionKernels.Scale(new Span<float>(qB, valid * HSn), s.Scale); // S = (q/√HS)·kᵀ, as the backward recomputes it
                 for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
                     var keys = Math.Min(KeyBlock, keysEnd - s0);
-                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, s.Scale, sc);
+                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, sc);
                     for (var r = 0; r < valid; r++)
                     {
                         var row = new Span<float>(sc + (long)r * ldS, ldS);
@@ -180,7 +181,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldQ = s.NH * HS, ldKv = s.KVH * HS, MR = geo.MR, NR = geo.NR;
         float* kT = buffer, vT = kT + (long)HS * ldT, kP = vT + (long)HS * ldT, dKacc = kP + (long)ldT * HSn, dVacc = dKacc + (long)ldT * HSn,
             qB = dVacc + (long)ldT * HSn, dOB = qB + geo.Rows * HSn, dQacc = dOB + geo.Rows * HSn, p = dQacc + geo.Rows * HSn,
-            dS = p + (long)geo.Rows * ldS, lRow = dS + (long)geo.Rows * ldS, dRow = lRow + QueryBlock;
+            dS = p + (long)geo.Rows * ldS, lRow = dS + (long)geo.Rows * ldS, dRow = lRow + QueryBlock, qS = dRow + QueryBlock;
         float* kHead = x.K + Row(b, 0, g, s.KVH, T, HS);
         AttentionKernels.Transpose(kHead, ldKv, T, HS, kT, ldT);
         AttentionKernels.Transpose(x.V + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vT, ldT);
@@ -197,6 +198,8 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
                 CopyPadded(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows);
                 CopyPadded(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSn, geo.Rows);
+                for (var i = 0; i < geo.Rows * HSn; i++)
+                    qS[i] = qB[i] * s.Scale; // the forward's scaled q, so P is recomputed from the same S bits
                 for (var r = 0; r < valid; r++)
                 {
                     lRow[r] = x.Saved[rowsOf + i0 + r];
@@ -205,8 +208,8 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
                     var keys = Math.Min(KeyBlock, keysEnd - s0);
-                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, s.Scale, p);
-                    Scores(geo, dOB, vT + s0, i0 - s0, valid, keys, HS, 1f, dS);
+                    Scores(geo, qS, kT + s0, i0 - s0, valid, keys, HS, p);
+                    Scores(geo, dOB, vT + s0, i0 - s0, valid, keys, HS, dS);
                     for (var r = 0; r < valid; r++)
                     {
                         var pr = new Span<float>(p + (long)r * ldS, ldS);
@@ -254,18 +257,18 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     }
 
     /// <summary>
-    /// c[r·LdS + j] = α·Σ_{d &lt; HS} x[r·HSn + d]·mT[d·LdT + j] for r &lt; rows and j &lt; keys, in micro-kernel tiles
+    /// c[r·LdS + j] = Σ_{d &lt; HS} x[r·HSn + d]·mT[d·LdT + j] for r &lt; rows and j &lt; keys, in micro-kernel tiles
     /// (column tiles outer, so one mT panel stays in L1 across the row groups). A tile whose every key lies after
     /// every query of its rows (key j &gt; r + diag, diag = query block start − key block start) is skipped: those
     /// entries are left as they were and never read.
     /// </summary>
-    void Scores(in Geometry geo, float* x, float* mT, int diag, int rows, int keys, int hs, float alpha, float* c)
+    void Scores(in Geometry geo, float* x, float* mT, int diag, int rows, int keys, int hs, float* c)
     {
         int MR = geo.MR, NR = geo.NR;
         for (var c0 = 0; c0 < keys; c0 += NR)
             for (var r0 = Math.Max(0, c0 - diag) / MR * MR; r0 < rows; r0 += MR)
                 micro.Run(x + r0 * geo.HSn, 1, geo.HSn, mT + c0, geo.LdT, hs, c + (long)r0 * geo.LdS + c0, geo.LdS,
-                    Math.Min(MR, rows - r0), Math.Min(NR, keys - c0), alpha, 0f);
+                    Math.Min(MR, rows - r0), Math.Min(NR, keys - c0), 1f, 0f);
     }
 
     /// <summary>In place: dS[j] = scale·P[j]·(dS[j] − D) for j &lt; n (dS holds dP on entry).</summary>
