@@ -118,6 +118,7 @@ internal static class OpProfiler
         Reduction = TimingProxy<IReductionOps>.Wrap(o.Reduction, t, "Reduction"),
         Optimizer = TimingProxy<IOptimizerOps>.Wrap(o.Optimizer, t, "Optimizer"),
         Random = TimingProxy<IRandomOps>.Wrap(o.Random, t, "Random"),
+        FusedFfn = o.FusedFfn is null ? null : TimingProxy<IFusedFfnOps>.Wrap(o.FusedFfn, t, "FusedFfn"),
     };
 
     /// <summary>Per-op breakdown of <paramref name="steps"/> training steps of a preset on <c>cpu</c>.</summary>

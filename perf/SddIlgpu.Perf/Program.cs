@@ -11,7 +11,7 @@ using SddIlgpu.Tensors.Ops;
 
 // CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
-// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS] | ops [ROUNDS]
+// Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS] | ops [ROUNDS] | step-ab PRESET BATCH PAIRS (fused vs separate ops)
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
 switch (args)
 {
@@ -48,6 +48,9 @@ switch (args)
         return;
     case ["attention", var preset, var batch, .. var rest]:
         AttentionBench.Run(preset, int.Parse(batch), rest.Length > 0 ? int.Parse(rest[0]) : 9);
+        return;
+    case ["step-ab", var preset, var batch, var pairs]:
+        StepAb.Run(preset, int.Parse(batch), int.Parse(pairs));
         return;
     case ["ops", .. var rest]:
         OpsBench.Run(rest.Length > 0 ? int.Parse(rest[0]) : 15);

@@ -41,6 +41,9 @@ public sealed class RmsNorm
     /// <summary>1/sqrt(mean(x²) + eps) per group (R·W/groupSize), saved by Forward.</summary>
     public Tensor Rstd { get; }
 
+    /// <summary>The ε added to mean(x²) (spec §3).</summary>
+    public float Eps => eps;
+
     /// <summary>Activation elements this layer takes from its arena.</summary>
     public static long ActivationLength(int rows, int width, int groupSize) => checked((long)rows * width) / groupSize;
 

@@ -1,6 +1,7 @@
 // The SwiGLU feed-forward sub-layer of spec §3 and sdd_reference.ffn: up and gate projections, sdd-code's
 // joint norm over [up | gate] (2F values, up first), s = up ⊙ silu(gate), the down projection (with
-// down_norm for sdd-code, α for sdd-paper). Plain and sdd-code write up and gate into one (B·T, 2F) buffer.
+// down_norm for sdd-code, α for sdd-paper). Plain and sdd-code write up and gate into one (B·T, 2F) buffer; a device
+// with fused FFN ops runs sdd-code's norm and SwiGLU as one pass each way (the same bits).
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
 
@@ -90,6 +91,12 @@ public sealed class SwiGluFfn
             var target = upGateLin ?? upGate;
             up!.Forward(h, target, new MatrixLayout(2 * f));
             gate!.Forward(h, target, new MatrixLayout(2 * f, Offset: f));
+            if (upGateNorm is not null && ops.FusedFfn is { } fused)
+            {
+                fused.NormSwiGluForward(upGateLin!, upGateNorm.Gain?.Value, upGate, upGateNorm.Rstd, s, upGateNorm.Eps);
+                down.Forward(s, Output);
+                return;
+            }
             upGateNorm?.Forward(upGateLin!, upGate);
         }
         ops.Activation.SwiGluForward(upGate, s);
@@ -100,7 +107,10 @@ public sealed class SwiGluFfn
     public void Backward(Tensor dOut, Tensor h, Tensor dH)
     {
         down.Backward(dOut, s, dS, accumulate: false);
-        ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
+        if (upGateNorm is not null && ops.FusedFfn is { } fused)
+            fused.SwiGluNormBackward(dS, upGate, upGateLin!, upGateNorm.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
+        else
+            ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
         if (upSdd is not null)
         {
             ops.Activation.SplitLast(dUpGate, dUp!, dGate!);
@@ -108,7 +118,8 @@ public sealed class SwiGluFfn
             gateSdd!.Backward(dGate!, h, dH, accumulate: true);
             return;
         }
-        upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
+        if (ops.FusedFfn is null)
+            upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
         up!.Backward(dUpGate, new MatrixLayout(2 * f), h, dH, accumulate: false);
         gate!.Backward(dUpGate, new MatrixLayout(2 * f, Offset: f), h, dH, accumulate: true);
     }

@@ -9,7 +9,7 @@ namespace SddIlgpu.Tensors.Managed;
 internal sealed class ManagedActivation(Device device) : IActivationOps
 {
     /// <summary>Gate values per σ batch (a stack buffer).</summary>
-    const int Chunk = 256;
+    internal const int Chunk = 256;
 
     public void SwiGluForward(Tensor upGate, Tensor s)
     {
@@ -21,13 +21,20 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
             var ss = s.HostSpan();
             Span<float> sig = stackalloc float[Chunk];
             for (var r = r0; r < r1; r++)
-                for (var i0 = 0; i0 < f; i0 += Chunk)
-                {
-                    var n = Math.Min(Chunk, f - i0);
-                    ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sig);
-                    SwiGluRange(ug.Slice(r * 2 * f + i0, n), ug.Slice(r * 2 * f + f + i0, n), sig[..n], ss.Slice(r * f + i0, n));
-                }
+                SwiGluRow(ug.Slice(r * 2 * f, 2 * f), ss.Slice(r * f, f), sig);
         });
+    }
+
+    /// <summary>One row: s (F) = up ⊙ silu(gate) from [up | gate] (2F), σ in batches of <see cref="Chunk"/> through <paramref name="sig"/>.</summary>
+    internal static void SwiGluRow(ReadOnlySpan<float> upGate, Span<float> s, Span<float> sig)
+    {
+        var f = s.Length;
+        for (var i0 = 0; i0 < f; i0 += Chunk)
+        {
+            var n = Math.Min(Chunk, f - i0);
+            ManagedSimd.Sigmoid(upGate.Slice(f + i0, n), sig);
+            SwiGluRange(upGate.Slice(i0, n), upGate.Slice(f + i0, n), sig[..n], s.Slice(i0, n));
+        }
     }
 
     public void SwiGluBackward(Tensor dS, Tensor upGate, Tensor dUpGate)
@@ -41,14 +48,20 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
             var dug = dUpGate.HostSpan();
             Span<float> sigs = stackalloc float[Chunk];
             for (var r = r0; r < r1; r++)
-                for (var i0 = 0; i0 < f; i0 += Chunk)
-                {
-                    var n = Math.Min(Chunk, f - i0);
-                    ManagedSimd.Sigmoid(ug.Slice(r * 2 * f + f + i0, n), sigs);
-                    SwiGluBackwardRange(ug.Slice(r * 2 * f + i0, n), ug.Slice(r * 2 * f + f + i0, n), sigs[..n], ds.Slice(r * f + i0, n),
-                        dug.Slice(r * 2 * f + i0, n), dug.Slice(r * 2 * f + f + i0, n));
-                }
+                SwiGluBackwardRow(ds.Slice(r * f, f), ug.Slice(r * 2 * f, 2 * f), dug.Slice(r * 2 * f, 2 * f), sigs);
         });
+    }
+
+    /// <summary>One row: [dUp | dGate] (2F) from dS (F) and [up | gate] (2F), σ in batches through <paramref name="sig"/>.</summary>
+    internal static void SwiGluBackwardRow(ReadOnlySpan<float> dS, ReadOnlySpan<float> upGate, Span<float> dUpGate, Span<float> sig)
+    {
+        var f = dS.Length;
+        for (var i0 = 0; i0 < f; i0 += Chunk)
+        {
+            var n = Math.Min(Chunk, f - i0);
+            ManagedSimd.Sigmoid(upGate.Slice(f + i0, n), sig);
+            SwiGluBackwardRange(upGate.Slice(i0, n), upGate.Slice(f + i0, n), sig[..n], dS.Slice(i0, n), dUpGate.Slice(i0, n), dUpGate.Slice(f + i0, n));
+        }
     }
 
     /// <summary>s = up·(gate·σ), vectorised with the scalar tail in the same operation order.</summary>
@@ -131,7 +144,7 @@ internal sealed class ManagedActivation(Device device) : IActivationOps
         device.Counters.CountLaunch();
     }
 
-    static (int Rows, int F) Split(Tensor upGate, Tensor s, string op)
+    internal static (int Rows, int F) Split(Tensor upGate, Tensor s, string op)
     {
         var f = s.Shape.Last;
         var rows = (int)(s.Length / f);

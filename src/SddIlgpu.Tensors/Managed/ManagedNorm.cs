@@ -10,7 +10,7 @@ namespace SddIlgpu.Tensors.Managed;
 internal sealed class ManagedNorm(Device device) : INormOps
 {
     /// <summary>Groups per dGain partial: fixed, so the summation order never depends on the core count.</summary>
-    const int GroupsPerChunk = 64;
+    internal const int GroupsPerChunk = 64;
 
     float[] partials = new float[1024];
 
@@ -25,13 +25,16 @@ internal sealed class ManagedNorm(Device device) : INormOps
             ReadOnlySpan<float> xs = x.HostSpan(), gs = gain is null ? default : gain.HostSpan();
             Span<float> ys = y.HostSpan(), rs = rstd.HostSpan();
             for (var g = g0; g < g1; g++)
-            {
-                var xg = xs.Slice(g * groupSize, groupSize);
-                var r = 1f / MathF.Sqrt(ManagedSimd.Dot(xg, xg) / groupSize + eps);
-                rs[g] = r;
-                ScaleRow(xg, r, gs, ys.Slice(g * groupSize, groupSize));
-            }
+                rs[g] = ForwardGroup(xs.Slice(g * groupSize, groupSize), gs, eps, ys.Slice(g * groupSize, groupSize));
         });
+    }
+
+    /// <summary>One group: y = gain ⊙ x·r (x·r without a gain), r = 1/sqrt(mean(x²) + eps), returned.</summary>
+    internal static float ForwardGroup(ReadOnlySpan<float> x, ReadOnlySpan<float> gain, float eps, Span<float> y)
+    {
+        var r = 1f / MathF.Sqrt(ManagedSimd.Dot(x, x) / x.Length + eps);
+        ScaleRow(x, r, gain, y);
+        return r;
     }
 
     public void Backward(Tensor dY, Tensor x, Tensor? gain, Tensor rstd, Tensor dX, Tensor? dGain, int groupSize)
@@ -56,10 +59,7 @@ internal sealed class ManagedNorm(Device device) : INormOps
         });
         if (!withGain)
             return;
-        var dg = dGain!.HostSpan();
-        for (var c = 0; c < chunks; c++)
-            for (var i = 0; i < groupSize; i++)
-                dg[i] += part[c * groupSize + i];
+        AddPartials(dGain!.HostSpan(), part, chunks);
     }
 
     /// <summary>y[i] = x[i]·r·gain[i] (x[i]·r without a gain), in that order.</summary>
@@ -86,13 +86,23 @@ internal sealed class ManagedNorm(Device device) : INormOps
         Span<float> dys = dY.HostSpan(), dxs = dX.HostSpan();
         dGainPart.Clear();
         for (var g = c * GroupsPerChunk; g < end; g++)
-        {
-            var xg = xs.Slice(g * groupSize, groupSize);
-            var dyg = dys.Slice(g * groupSize, groupSize);
-            var r = rs[g];
-            var mean = GroupDot(xg, dyg, gs, r, dGainPart) / groupSize;
-            GroupDx(xg, dyg, gs, r, mean, dxs.Slice(g * groupSize, groupSize));
-        }
+            BackwardGroup(xs.Slice(g * groupSize, groupSize), dys.Slice(g * groupSize, groupSize), gs, rs[g], dxs.Slice(g * groupSize, groupSize), dGainPart);
+    }
+
+    /// <summary>One group: dX = r·(g⊙dY − x·r·mean(g⊙dY⊙x·r)) (dX may alias dY); dGainPart += dY⊙x·r when given.</summary>
+    internal static void BackwardGroup(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gain, float r, Span<float> dx, Span<float> dGainPart)
+    {
+        var mean = GroupDot(x, dy, gain, r, dGainPart) / x.Length;
+        GroupDx(x, dy, gain, r, mean, dx);
+    }
+
+    /// <summary>Adds the chunk partials of dGain in chunk order (the fixed order every backward uses).</summary>
+    internal static void AddPartials(Span<float> dGain, ReadOnlySpan<float> partials, int chunks)
+    {
+        var n = dGain.Length;
+        for (var c = 0; c < chunks; c++)
+            for (var i = 0; i < n; i++)
+                dGain[i] += partials[c * n + i];
     }
 
     /// <summary>Σ (g⊙dY)·x̂ (eight lanes, then the lanes in a fixed tree, then the tail); dGainPart += dY⊙x̂ when given.</summary>
@@ -146,7 +156,7 @@ internal sealed class ManagedNorm(Device device) : INormOps
         }
     }
 
-    static int Check(Tensor x, Tensor? gain, Tensor rstd, int groupSize)
+    internal static int Check(Tensor x, Tensor? gain, Tensor rstd, int groupSize)
     {
         if (groupSize <= 0 || x.Length % groupSize != 0)
             throw new ArgumentException($"RmsNorm: group size {groupSize} must divide the {x.Length} elements of {x.Name} {x.Shape}.");

@@ -15,6 +15,7 @@ internal static class ManagedOps
     {
         Gemm = new ManagedGemm(device),
         Norm = new ManagedNorm(device),
+        FusedFfn = new ManagedFusedFfn(device),
         Rope = new ManagedRope(device),
         Attention = new ManagedAttention(device),
         Activation = new ManagedActivation(device),

@@ -140,6 +140,26 @@ public interface IActivationOps
     void SplitLast(Tensor y, Tensor a, Tensor b);
 }
 
+/// <summary>
+/// The sdd-code feed-forward's joint RMS norm over [up | gate] fused with SwiGLU, row by row (issue 14 item 4): one
+/// pass instead of two each way, the same results bit for bit as <see cref="INormOps"/> then
+/// <see cref="IActivationOps"/> (forward) and the reverse (backward). Optional: a device without it runs the two.
+/// </summary>
+public interface IFusedFfnOps
+{
+    /// <summary>
+    /// upGate (R, 2F) = gain ⊙ z·rstd with rstd (R) = 1/sqrt(mean(z², row) + eps) over each whole row of z (R, 2F),
+    /// then s (R, F) = up ⊙ silu(gate) from upGate. gain (2F) may be null.
+    /// </summary>
+    void NormSwiGluForward(Tensor z, Tensor? gain, Tensor upGate, Tensor rstd, Tensor s, float eps);
+
+    /// <summary>
+    /// dUpGate (R, 2F) = SwiGLU backward of dS (R, F) at upGate, then the norm backward of that at z and rstd, in
+    /// place; dGain (2F) += Σ_rows of the norm's gain gradient when both gain and dGain are given.
+    /// </summary>
+    void SwiGluNormBackward(Tensor dS, Tensor upGate, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain);
+}
+
 /// <summary>Token embedding lookup.</summary>
 public interface IEmbeddingOps
 {
@@ -223,4 +243,7 @@ public sealed class OpSet
     public required IReductionOps Reduction { get; init; }
     public required IOptimizerOps Optimizer { get; init; }
     public required IRandomOps Random { get; init; }
+
+    /// <summary>Fused ops a device may add (null: the layers compose the separate ops).</summary>
+    public IFusedFfnOps? FusedFfn { get; init; }
 }

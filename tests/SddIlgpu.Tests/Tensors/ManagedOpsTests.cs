@@ -86,6 +86,41 @@ public sealed class ManagedOpsTests
         Check.Close(got[5], reference.DGain, 1e-5, 1e-4, "norm dGain (accumulated)");
     }
 
+    /// <summary>
+    /// The fused sdd-code FFN ops give the separate norm-then-SwiGLU and SwiGLU-then-norm results bit for bit: rows
+    /// across two dGain chunks (130 = 2·64 + 2), F off the vector width and off the σ batch (37, 300), with and
+    /// without a gain; dGain accumulates onto what it held.
+    /// </summary>
+    [TestCase(130, 37, true)]
+    [TestCase(5, 300, true)]
+    [TestCase(70, 8, false)]
+    public void FusedFfnOpsMatchSeparateOpsBitForBit(int rows, int f, bool withGain)
+    {
+        float[] z = Check.Random(rows * 2 * f, 11, 2f), gain = Check.Random(2 * f, 12), dS = Check.Random(rows * f, 13), dGain = Check.Random(2 * f, 14);
+        float[][] Inputs() => [z, gain, new float[z.Length], new float[rows], new float[rows * f], dS, new float[z.Length], dGain];
+        var fused = Cpu.Ops.FusedFfn ?? throw new AssertionException("the cpu device has fused FFN ops");
+        var one = Run(Cpu, Inputs(), t =>
+        {
+            var (zt, ug, dug) = (t[0].Reshape((rows, 2 * f)), t[2].Reshape((rows, 2 * f)), t[6].Reshape((rows, 2 * f)));
+            fused.NormSwiGluForward(zt, withGain ? t[1] : null, ug, t[3], t[4].Reshape((rows, f)), Eps);
+            fused.SwiGluNormBackward(t[5].Reshape((rows, f)), ug, zt, withGain ? t[1] : null, t[3], dug, withGain ? t[7] : null);
+        });
+        var two = Run(Cpu, Inputs(), t =>
+        {
+            var (zt, ug, dug) = (t[0].Reshape((rows, 2 * f)), t[2].Reshape((rows, 2 * f)), t[6].Reshape((rows, 2 * f)));
+            Cpu.Ops.Norm.Forward(zt, withGain ? t[1] : null, ug, t[3], 2 * f, Eps);
+            Cpu.Ops.Activation.SwiGluForward(ug, t[4].Reshape((rows, f)));
+            Cpu.Ops.Activation.SwiGluBackward(t[5].Reshape((rows, f)), ug, dug);
+            Cpu.Ops.Norm.Backward(dug, zt, withGain ? t[1] : null, t[3], dug, withGain ? t[7] : null, 2 * f);
+        });
+        foreach (var (i, name) in new[] { (2, "upGate"), (3, "rstd"), (4, "s"), (6, "dUpGate"), (7, "dGain") })
+            Check.BitIdentical(one[i], two[i], $"fused vs separate {name}");
+        if (withGain)
+            Assert.That(one[7], Is.Not.EqualTo(dGain), "dGain accumulates the norm's gain gradient");
+        else
+            Check.BitIdentical(one[7], dGain, "dGain untouched without a gain");
+    }
+
     [TestCase(2, 7, 3, 8)]
     [TestCase(1, 33, 1, 2)]
     [TestCase(1, 5, 2, 64)] // half 32: four 8-lane vectors per head
