@@ -130,8 +130,12 @@ public sealed class CausalSelfAttention
             qNorm.Backward(dQ, qLin!, dQ);
             kNorm!.Backward(dK, kLin!, dK);
         }
-        projV.Backward(dV, h, dH, accumulate: false);
-        projK.Backward(dK, h, dH, accumulate: true);
-        projQ.Backward(dQ, h, dH, accumulate: true);
+        // Every weight gradient, then every input gradient: h and the fresh dQ, dK, dV are read while in cache.
+        projV.BackwardWeight(dV, h);
+        projK.BackwardWeight(dK, h);
+        projQ.BackwardWeight(dQ, h);
+        projV.BackwardInput(dV, dH, accumulate: false);
+        projK.BackwardInput(dK, dH, accumulate: true);
+        projQ.BackwardInput(dQ, dH, accumulate: true);
     }
 }

@@ -41,11 +41,25 @@ public sealed class Linear
     /// <summary>As <see cref="Backward(Tensor, Tensor, Tensor, bool)"/> with dY read through layout <paramref name="ldY"/>.</summary>
     public void Backward(Tensor dY, in MatrixLayout ldY, Tensor x, Tensor dX, bool accumulate = false)
     {
-        var rows = Rows(x);
-        dX.ExpectLength((long)rows * In, $"{Weight.Name} dX");
+        dX.ExpectLength((long)Rows(x) * In, $"{Weight.Name} dX");
         // dW first, while dY (just written by the op before) is still in cache: it reads dY through its stride, one
         // line per k, where dX reads it row by row. Measured 1 % of baby-gpt's step (perf.md, issue 14 session 5).
-        ops.Gemm.Gemm(new GemmSpec(Out, In, rows, TransA: true, Beta: 1f), dY, ldY, x, new MatrixLayout(In), Weight.Grad, new MatrixLayout(In));
+        BackwardWeight(dY, ldY, x);
+        BackwardInput(dY, ldY, dX, accumulate);
+    }
+
+    /// <summary>
+    /// The first half of Backward: dW += dYᵀ·x, dY (R, Out) through <paramref name="ldY"/>. Layers whose projections
+    /// share an input (q, k, v; up, gate) run every weight gradient before any input gradient, so x and the fresh dYs
+    /// are read while they are still in cache.
+    /// </summary>
+    public void BackwardWeight(Tensor dY, in MatrixLayout ldY, Tensor x) =>
+        ops.Gemm.Gemm(new GemmSpec(Out, In, Rows(x), TransA: true, Beta: 1f), dY, ldY, x, new MatrixLayout(In), Weight.Grad, new MatrixLayout(In));
+
+    /// <summary>The second half of Backward: dX (R, In) = dY·W, overwritten or (<paramref name="accumulate"/>) added.</summary>
+    public void BackwardInput(Tensor dY, in MatrixLayout ldY, Tensor dX, bool accumulate)
+    {
+        var rows = Rows(dX);
         ops.Gemm.Gemm(new GemmSpec(rows, In, Out, Beta: accumulate ? 1f : 0f), dY, ldY, Weight.Value, new MatrixLayout(In), dX, new MatrixLayout(In));
     }
 

@@ -32,9 +32,25 @@ internal sealed class Projection
 
     public void Backward(Tensor dY, Tensor x, Tensor dX, bool accumulate)
     {
+        BackwardWeight(dY, x);
+        BackwardInput(dY, dX, accumulate);
+    }
+
+    /// <summary>The weight (and α) gradients only; <see cref="BackwardInput"/> then gives dX.</summary>
+    public void BackwardWeight(Tensor dY, Tensor x)
+    {
         if (sdd is not null)
-            sdd.Backward(dY, x, dX, accumulate);
+            sdd.BackwardWeight(dY, x);
         else
-            plain!.Backward(dY, x, dX, accumulate);
+            plain!.BackwardWeight(dY, new MatrixLayout(plain.Out), x);
+    }
+
+    /// <summary>dX from the same dY as the last <see cref="BackwardWeight"/> (the SDD layer reuses its dZ).</summary>
+    public void BackwardInput(Tensor dY, Tensor dX, bool accumulate)
+    {
+        if (sdd is not null)
+            sdd.BackwardInput(dX, accumulate);
+        else
+            plain!.BackwardInput(dY, new MatrixLayout(plain.Out), dX, accumulate);
     }
 }

@@ -47,10 +47,20 @@ public sealed class SddLinear
         Norm.Forward(z, y);
     }
 
-    /// <summary>dZ = norm backward of dY (dα accumulated), then dX = dZ·V (overwritten or accumulated), dV += dZᵀ·x.</summary>
+    /// <summary>dZ = norm backward of dY (dα accumulated), then dV += dZᵀ·x and dX = dZ·V (overwritten or accumulated).</summary>
     public void Backward(Tensor dY, Tensor x, Tensor dX, bool accumulate = false)
     {
-        Norm.Backward(dY, z, dZ);
-        Linear.Backward(dZ, x, dX, accumulate);
+        BackwardWeight(dY, x);
+        BackwardInput(dX, accumulate);
     }
+
+    /// <summary>The first half of Backward: dZ = norm backward of dY (dα accumulated), dV += dZᵀ·x.</summary>
+    public void BackwardWeight(Tensor dY, Tensor x)
+    {
+        Norm.Backward(dY, z, dZ);
+        Linear.BackwardWeight(dZ, new MatrixLayout(Linear.Out), x);
+    }
+
+    /// <summary>The second half: dX = dZ·V from the dZ of the last <see cref="BackwardWeight"/>.</summary>
+    public void BackwardInput(Tensor dX, bool accumulate) => Linear.BackwardInput(dZ, new MatrixLayout(Linear.Out), dX, accumulate);
 }

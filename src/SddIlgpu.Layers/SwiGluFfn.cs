@@ -114,13 +114,18 @@ public sealed class SwiGluFfn
         if (upSdd is not null)
         {
             ops.Activation.SplitLast(dUpGate, dUp!, dGate!);
-            upSdd.Backward(dUp!, h, dH, accumulate: false);
-            gateSdd!.Backward(dGate!, h, dH, accumulate: true);
+            upSdd.BackwardWeight(dUp!, h);
+            gateSdd!.BackwardWeight(dGate!, h);
+            upSdd.BackwardInput(dH, accumulate: false);
+            gateSdd.BackwardInput(dH, accumulate: true);
             return;
         }
         if (ops.FusedFfn is null)
             upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
-        up!.Backward(dUpGate, new MatrixLayout(2 * f), h, dH, accumulate: false);
-        gate!.Backward(dUpGate, new MatrixLayout(2 * f, Offset: f), h, dH, accumulate: true);
+        // Both weight gradients, then both input gradients: h and dUpGate are read while in cache.
+        up!.BackwardWeight(dUpGate, new MatrixLayout(2 * f), h);
+        gate!.BackwardWeight(dUpGate, new MatrixLayout(2 * f, Offset: f), h);
+        up.BackwardInput(dUpGate, new MatrixLayout(2 * f), dH, accumulate: false);
+        gate.BackwardInput(dUpGate, new MatrixLayout(2 * f, Offset: f), dH, accumulate: true);
     }
 }
