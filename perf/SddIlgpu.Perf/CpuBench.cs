@@ -112,34 +112,12 @@ internal static class CpuBench
     /// <summary>Runs the steps (with <paramref name="ops"/> in place of the device's if given), prints and returns the median seconds per step.</summary>
     public static double StepWithHook(string preset, Device device, int batch, int warmup, int steps, OpSet? ops, Action? afterWarmup)
     {
-        var config = ModelConfig.Preset(preset, 65, Residual.Post, LinearKind.SddCode);
-        using var weights = new ModelWeights(device, config, ops);
-        weights.Initialize(1337);
-        using var model = new Model(weights, batch);
-        using var optimizer = new AdamW(weights, new AdamWConfig());
-        var r = new Random(7);
-        var tokens = new float[batch * config.SeqLen];
-        var targets = new float[tokens.Length];
-        var loss = new float[1];
-        var scale = 1f / tokens.Length;
-        var times = Samples(steps, warmup, () =>
-        {
-            for (var i = 0; i < tokens.Length; i++)
-            {
-                tokens[i] = r.Next(config.Vocab);
-                targets[i] = r.Next(config.Vocab);
-            }
-            weights.ZeroGrad();
-            model.Tokens.Upload(tokens);
-            model.Targets.Upload(targets);
-            model.ForwardLoss(scale);
-            model.Backward();
-            optimizer.Step(1e-3f);
-            model.Loss.Download(loss);
-        }, afterWarmup).Order().ToArray();
+        using var run = new StepRunner(device, preset, batch, ops);
+        var config = run.Config;
+        var times = Samples(steps, warmup, run.Step, afterWarmup).Order().ToArray();
         var median = times[times.Length / 2];
-        Console.WriteLine($"step {preset} B={batch} T={config.SeqLen} on {device.Name}: median {median * 1e3:F2} ms/step, {tokens.Length / median:F0} tokens/s " +
-            $"(min {times[0] * 1e3:F2} ms, max {times[^1] * 1e3:F2} ms, {steps} steps after {warmup} warm-up, loss {loss[0]:F3})");
+        Console.WriteLine($"step {preset} B={batch} T={config.SeqLen} on {device.Name}: median {median * 1e3:F2} ms/step, {run.Tokens / median:F0} tokens/s " +
+            $"(min {times[0] * 1e3:F2} ms, max {times[^1] * 1e3:F2} ms, {steps} steps after {warmup} warm-up, loss {run.Loss:F3})");
         return median;
     }
 
