@@ -108,7 +108,7 @@ public sealed class SwiGluFfn
     {
         down.Backward(dOut, s, dS, accumulate: false);
         if (upGateNorm is not null && ops.FusedFfn is { } fused)
-            fused.SwiGluNormBackward(dS, upGate, upGateLin!, upGateNorm.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
+            fused.SwiGluNormBackward(dS, upGateLin!, upGateNorm.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
         else
             ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
         if (upSdd is not null)

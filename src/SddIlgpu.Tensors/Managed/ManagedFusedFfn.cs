@@ -1,8 +1,10 @@
 // The sdd-code feed-forward's joint RMS norm over [up | gate] fused with SwiGLU on the host (spec §3 FFN; issue 14
 // item 4): each row is normalised and gated while it is in L1, instead of one full pass over the (R, 2F) buffer for
-// the norm and another for SwiGLU, and the same in reverse for the backward. The per-row arithmetic is ManagedNorm's
+// the norm and another for SwiGLU, and the same in reverse for the backward, which recomputes each normalised row
+// from z and rstd rather than reading the forward's copy back from memory. The per-row arithmetic is ManagedNorm's
 // and ManagedActivation's own, rows are split the same way and the gain gradient is summed in ManagedNorm's chunks,
 // so the results are the separate ops' bit for bit (ManagedOpsTests).
+using System.Buffers;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -28,10 +30,9 @@ internal sealed class ManagedFusedFfn(Device device) : IFusedFfnOps
         });
     }
 
-    public void SwiGluNormBackward(Tensor dS, Tensor upGate, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain)
+    public void SwiGluNormBackward(Tensor dS, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain)
     {
-        var (rows, f) = Check(z, gain, rstd, upGate, dS, "SwiGluNormBackward");
-        ManagedElementwise.SameLength(z, dUpGate, "SwiGluNormBackward");
+        var (rows, f) = Check(z, gain, rstd, dUpGate, dS, "SwiGluNormBackward");
         if (gain is not null && dGain is not null)
             ManagedElementwise.SameLength(gain, dGain, "SwiGluNormBackward");
         var withGain = gain is not null && dGain is not null;
@@ -42,10 +43,12 @@ internal sealed class ManagedFusedFfn(Device device) : IFusedFfnOps
         var part = partials;
         ManagedSimd.Rows(chunks, 5L * perChunk * 2 * f, (c0, c1) =>
         {
-            ReadOnlySpan<float> zs = z.HostSpan(), ug = upGate.HostSpan(), ds = dS.HostSpan(), rs = rstd.HostSpan();
+            ReadOnlySpan<float> zs = z.HostSpan(), ds = dS.HostSpan(), rs = rstd.HostSpan();
             ReadOnlySpan<float> gs = gain is null ? default : gain.HostSpan();
             var dug = dUpGate.HostSpan();
             Span<float> sig = stackalloc float[ManagedActivation.Chunk];
+            var rented = ArrayPool<float>.Shared.Rent(2 * f);
+            var upGateRow = rented.AsSpan(0, 2 * f); // one row of [up | gate], recomputed: cheaper than reading it back from memory
             for (var c = c0; c < c1; c++)
             {
                 var dGainPart = withGain ? part.AsSpan(c * 2 * f, 2 * f) : default;
@@ -53,10 +56,13 @@ internal sealed class ManagedFusedFfn(Device device) : IFusedFfnOps
                 for (var r = c * perChunk; r < Math.Min(rows, (c + 1) * perChunk); r++)
                 {
                     var d = dug.Slice(r * 2 * f, 2 * f);
-                    ManagedActivation.SwiGluBackwardRow(ds.Slice(r * f, f), ug.Slice(r * 2 * f, 2 * f), d, sig);
-                    ManagedNorm.BackwardGroup(zs.Slice(r * 2 * f, 2 * f), d, gs, rs[r], d, dGainPart);
+                    var zr = zs.Slice(r * 2 * f, 2 * f);
+                    ManagedNorm.ScaleRow(zr, rs[r], gs, upGateRow);
+                    ManagedActivation.SwiGluBackwardRow(ds.Slice(r * f, f), upGateRow, d, sig);
+                    ManagedNorm.BackwardGroup(zr, d, gs, rs[r], d, dGainPart);
                 }
             }
+            ArrayPool<float>.Shared.Return(rented);
         });
         if (withGain)
             ManagedNorm.AddPartials(dGain!.HostSpan(), part, chunks);

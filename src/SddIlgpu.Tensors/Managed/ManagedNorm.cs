@@ -63,7 +63,7 @@ internal sealed class ManagedNorm(Device device) : INormOps
     }
 
     /// <summary>y[i] = x[i]·r·gain[i] (x[i]·r without a gain), in that order.</summary>
-    static void ScaleRow(ReadOnlySpan<float> x, float r, ReadOnlySpan<float> gain, Span<float> y)
+    internal static void ScaleRow(ReadOnlySpan<float> x, float r, ReadOnlySpan<float> gain, Span<float> y)
     {
         ref var rx = ref MemoryMarshal.GetReference(x);
         ref var rg = ref MemoryMarshal.GetReference(gain);

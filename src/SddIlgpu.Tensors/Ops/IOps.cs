@@ -154,10 +154,11 @@ public interface IFusedFfnOps
     void NormSwiGluForward(Tensor z, Tensor? gain, Tensor upGate, Tensor rstd, Tensor s, float eps);
 
     /// <summary>
-    /// dUpGate (R, 2F) = SwiGLU backward of dS (R, F) at upGate, then the norm backward of that at z and rstd, in
-    /// place; dGain (2F) += Σ_rows of the norm's gain gradient when both gain and dGain are given.
+    /// dUpGate (R, 2F) = SwiGLU backward of dS (R, F) at [up | gate] = gain ⊙ z·rstd (recomputed from z and the
+    /// forward's rstd, bit for bit what the forward wrote, instead of read back), then the norm backward of that at z
+    /// and rstd, in place; dGain (2F) += Σ_rows of the norm's gain gradient when both gain and dGain are given.
     /// </summary>
-    void SwiGluNormBackward(Tensor dS, Tensor upGate, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain);
+    void SwiGluNormBackward(Tensor dS, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain);
 }
 
 /// <summary>Token embedding lookup.</summary>
