@@ -9,7 +9,7 @@ using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
-// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [wgrad | shape...] | step PRESET DEVICE BATCH
+// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [--cold] [wgrad | shape...] | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS] | ops [ROUNDS] | step-ab PRESET BATCH PAIRS (fused vs separate ops)
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
@@ -23,6 +23,9 @@ switch (args)
         return;
     case ["peak", ..]:
         CpuBench.Peak();
+        return;
+    case ["gemm", "--cold", .. var coldShapes]:
+        CpuBench.Gemm(coldShapes is ["wgrad"] ? CpuBench.WeightGradShapes : coldShapes.Length > 0 ? coldShapes : CpuBench.ModelShapes, CpuBench.Peak(), cold: true);
         return;
     case ["gemm", .. var shapes]:
         var peak = CpuBench.Peak();
