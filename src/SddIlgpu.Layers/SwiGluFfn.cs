@@ -16,6 +16,9 @@ public sealed class SwiGluFfn
     readonly SddLinear? upSdd, gateSdd;
     readonly Projection down;
     readonly RmsNorm? upGateNorm;
+
+    /// <summary>The device's fused norm + SwiGLU ops when this layer has sdd-code's joint norm and the device has them.</summary>
+    readonly IFusedFfnOps? fusedNorm;
     readonly Tensor? upGateLin, upOut, gateOut, dUp, dGate;
     readonly Tensor upGate, s, dS, dUpGate;
 
@@ -46,6 +49,7 @@ public sealed class SwiGluFfn
         {
             upGateLin = activations.Take((rows, 2 * f), p + "upgate_lin");
             upGateNorm = new RmsNorm(ops, weights[p + "upgate_norm.weight"], 2 * f, 2 * f, c.NormEps, activations, rows, p + "upgate_norm");
+            fusedNorm = ops.FusedFfn;
         }
         var downScale = code ? weights[p + "down_norm.weight"] : paper ? weights[p + "w_down.alpha"] : null;
         down = new Projection(ops, weights[p + "w_down.weight"], downScale, paper ? SddComposition.Paper : SddComposition.Code,
@@ -91,15 +95,14 @@ public sealed class SwiGluFfn
             var target = upGateLin ?? upGate;
             up!.Forward(h, target, new MatrixLayout(2 * f));
             gate!.Forward(h, target, new MatrixLayout(2 * f, Offset: f));
-            if (upGateNorm is not null && ops.FusedFfn is { } fused)
-            {
-                fused.NormSwiGluForward(upGateLin!, upGateNorm.Gain?.Value, upGate, upGateNorm.Rstd, s, upGateNorm.Eps);
-                down.Forward(s, Output);
-                return;
-            }
-            upGateNorm?.Forward(upGateLin!, upGate);
         }
-        ops.Activation.SwiGluForward(upGate, s);
+        if (fusedNorm is { } fused)
+            fused.NormSwiGluForward(upGateLin!, upGateNorm!.Gain?.Value, upGate, upGateNorm.Rstd, s, upGateNorm.Eps);
+        else
+        {
+            upGateNorm?.Forward(upGateLin!, upGate);
+            ops.Activation.SwiGluForward(upGate, s);
+        }
         down.Forward(s, Output);
     }
 
@@ -107,8 +110,8 @@ public sealed class SwiGluFfn
     public void Backward(Tensor dOut, Tensor h, Tensor dH)
     {
         down.Backward(dOut, s, dS, accumulate: false);
-        if (upGateNorm is not null && ops.FusedFfn is { } fused)
-            fused.SwiGluNormBackward(dS, upGateLin!, upGateNorm.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
+        if (fusedNorm is { } fused)
+            fused.SwiGluNormBackward(dS, upGateLin!, upGateNorm!.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
         else
             ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
         if (upSdd is not null)
@@ -120,7 +123,7 @@ public sealed class SwiGluFfn
             gateSdd.BackwardInput(dH, accumulate: true);
             return;
         }
-        if (ops.FusedFfn is null)
+        if (fusedNorm is null)
             upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
         // Both weight gradients, then both input gradients: h and dUpGate are read while in cache.
         up!.BackwardWeight(dUpGate, new MatrixLayout(2 * f), h);
