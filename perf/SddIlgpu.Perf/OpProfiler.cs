@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Reflection;
 using SddIlgpu.Tensors;
+using SddIlgpu.Tensors.Managed;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Perf;
@@ -11,17 +12,18 @@ namespace SddIlgpu.Perf;
 /// <summary>Totals of seconds and calls per op method.</summary>
 internal sealed class OpTimes
 {
-    readonly Dictionary<string, (double Seconds, long Calls)> totals = [];
+    readonly Dictionary<string, (double Seconds, long Calls, double JoinWait)> totals = [];
     readonly Dictionary<string, (double Seconds, long Calls, double Flop)> gemms = [];
 
     public bool Enabled { get; set; }
 
-    public void Add(string name, double seconds)
+    /// <param name="joinWait">Seconds of the call the calling thread spent waiting for workers at joins.</param>
+    public void Add(string name, double seconds, double joinWait)
     {
         if (!Enabled)
             return;
-        var (s, c) = totals.GetValueOrDefault(name);
-        totals[name] = (s + seconds, c + 1);
+        var (s, c, w) = totals.GetValueOrDefault(name);
+        totals[name] = (s + seconds, c + 1, w + joinWait);
     }
 
     /// <summary>One GEMM call, keyed by its shape (M×N×K, transposes, β, batch count).</summary>
@@ -49,10 +51,11 @@ internal sealed class OpTimes
     public void Print(int steps, double stepSeconds)
     {
         var all = totals.Values.Sum(v => v.Seconds);
-        Console.WriteLine($"{"op",-34} {"ms/step",9} {"calls/step",10} {"share",6}");
-        foreach (var (name, (s, c)) in totals.OrderByDescending(kv => kv.Value.Seconds))
-            Console.WriteLine($"{name,-34} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {100 * s / all,5:F1}%");
-        Console.WriteLine($"{"sum of ops",-34} {all / steps * 1e3,9:F3}   (whole step {stepSeconds * 1e3:F3} ms)");
+        Console.WriteLine($"{"op",-34} {"ms/step",9} {"calls/step",10} {"share",6} {"join wait ms",12}");
+        foreach (var (name, (s, c, w)) in totals.OrderByDescending(kv => kv.Value.Seconds))
+            Console.WriteLine($"{name,-34} {s / steps * 1e3,9:F3} {(double)c / steps,10:F1} {100 * s / all,5:F1}% {w / steps * 1e3,12:F3}");
+        Console.WriteLine($"{"sum of ops",-34} {all / steps * 1e3,9:F3}   (whole step {stepSeconds * 1e3:F3} ms; join waits " +
+                          $"{totals.Values.Sum(v => v.JoinWait) / steps * 1e3:F2} ms: the calling thread idle while a worker finished)");
         Console.WriteLine();
         Console.WriteLine($"{"GEMM shape (M x N x K, op, beta, batch)",-40} {"ms/step",9} {"calls/step",10} {"GFLOP/s",8}");
         foreach (var (name, (s, c, f)) in gemms.OrderByDescending(kv => kv.Value.Seconds))
@@ -83,6 +86,7 @@ public class TimingProxy<T> : DispatchProxy
     protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
     {
         var t0 = Stopwatch.GetTimestamp();
+        var w0 = WorkerPool.JoinWaitTicks;
         try
         {
             return targetMethod!.Invoke(target, args);
@@ -94,7 +98,7 @@ public class TimingProxy<T> : DispatchProxy
         finally
         {
             var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            times.Add($"{family}.{targetMethod!.Name}", seconds);
+            times.Add($"{family}.{targetMethod!.Name}", seconds, (double)(WorkerPool.JoinWaitTicks - w0) / Stopwatch.Frequency);
             if (args is [GemmSpec spec, ..])
                 times.AddGemm(spec, seconds);
             else if (args is [AttentionShape shape, ..] && targetMethod.Name is "Forward" or "Backward")
@@ -128,7 +132,14 @@ internal static class OpProfiler
         var times = new OpTimes();
         var ops = Wrap(device.Ops, times);
         // The first Step call warms up untimed; enable timing for the measured ones through a warm-up hook.
-        var stepSeconds = CpuBench.StepWithHook(preset, device, batch, 5, steps, ops, () => times.Enabled = true);
+        long jobs = 0, wait = 0;
+        var stepSeconds = CpuBench.StepWithHook(preset, device, batch, 5, steps, ops, () =>
+        {
+            times.Enabled = true;
+            (jobs, wait) = (WorkerPool.Jobs, WorkerPool.JoinWaitTicks);
+        });
         times.Print(steps, stepSeconds);
+        Console.WriteLine($"worker pool: {(double)(WorkerPool.Jobs - jobs) / steps:F0} parallel jobs/step, join wait " +
+                          $"{(WorkerPool.JoinWaitTicks - wait) * 1e3 / System.Diagnostics.Stopwatch.Frequency / steps:F2} ms/step");
     }
 }

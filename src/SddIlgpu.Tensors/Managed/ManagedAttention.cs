@@ -27,7 +27,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     readonly Device device;
     readonly GemmMicroKernel micro;
     readonly MaterializedAttention softmax;
-    PinnedBuffer?[] scratch = new PinnedBuffer?[ManagedSimd.Workers];
+    readonly PinnedBuffer?[] scratch = new PinnedBuffer?[ManagedSimd.Workers];
 
     public ManagedAttention(Device device) : this(device, GemmMicroKernel.Best())
     {
@@ -41,8 +41,11 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         softmax = new MaterializedAttention(device);
     }
 
-    /// <summary>Parts the (batch, kv head) items are split into; results never depend on it (tests vary it).</summary>
-    internal int Parts { get; set; } = ManagedSimd.Workers;
+    /// <summary>
+    /// Chunks the (batch, kv head) items are split into, claimed by the workers in turn (null: one per item, so a
+    /// late worker's share goes to the others); results never depend on it (tests vary it).
+    /// </summary>
+    internal int? Chunks { get; set; }
 
     public long SavedLength(in AttentionShape s) => AttentionStorage.Fused.SavedLength(s);
 
@@ -56,11 +59,10 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         var sh = s;
         var g = new Geometry(s, micro);
         float* pq = Ptr(q), pk = Ptr(k), pv = Ptr(v), pl = Ptr(saved), pc = Ptr(ctx);
-        var parts = Parts;
-        Grow(parts, g.ForwardScratch);
-        ManagedSimd.ForParts(s.B * s.KVH, parts, (long)s.Rep * s.T * s.T * s.HS, (part, z0, z1) =>
+        Grow(g.ForwardScratch);
+        ManagedSimd.ForChunks(s.B * s.KVH, Chunks ?? s.B * s.KVH, (long)s.Rep * s.T * s.T * s.HS, (worker, z0, z1) =>
         {
-            var buffer = scratch[part]!.Pointer;
+            var buffer = scratch[worker]!.Pointer;
             for (var z = z0; z < z1; z++)
                 ForwardKvHead(sh, g, z / sh.KVH, z % sh.KVH, pq, pk, pv, pl, pc, buffer);
         });
@@ -77,11 +79,10 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         var g = new Geometry(s, micro);
         var x = new BackwardPointers(Ptr(dCtx), Ptr(q), Ptr(k), Ptr(v), Ptr(saved), Ptr(scratchD), Ptr(dQ), Ptr(dK), Ptr(dV));
         float* pc = Ptr(ctx);
-        var parts = Parts;
-        Grow(parts, g.BackwardScratch);
-        ManagedSimd.ForParts(s.B * s.KVH, parts, 2L * s.Rep * s.T * s.T * s.HS, (part, z0, z1) =>
+        Grow(g.BackwardScratch);
+        ManagedSimd.ForChunks(s.B * s.KVH, Chunks ?? s.B * s.KVH, 2L * s.Rep * s.T * s.T * s.HS, (worker, z0, z1) =>
         {
-            var buffer = scratch[part]!.Pointer;
+            var buffer = scratch[worker]!.Pointer;
             for (var z = z0; z < z1; z++)
                 BackwardKvHead(sh, g, z / sh.KVH, z % sh.KVH, x, pc, buffer);
         });
@@ -296,13 +297,12 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
 
     static int Row(int b, int t, int head, int heads, int T, int HS) => ((b * T + t) * heads + head) * HS;
 
-    void Grow(int parts, long length)
+    /// <summary>Per-worker scratch of at least <paramref name="length"/> floats.</summary>
+    void Grow(long length)
     {
-        if (scratch.Length < parts)
-            Array.Resize(ref scratch, parts);
-        for (var p = 0; p < parts; p++)
-            if (scratch[p] is not { } a || a.Length < length)
-                scratch[p] = new PinnedBuffer(checked((int)length));
+        for (var w = 0; w < scratch.Length; w++)
+            if (scratch[w] is not { } a || a.Length < length)
+                scratch[w] = new PinnedBuffer(checked((int)length));
     }
 
     static float* Ptr(Tensor t)

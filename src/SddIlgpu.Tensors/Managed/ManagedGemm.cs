@@ -26,6 +26,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     readonly GemmMicroKernel micro;
     readonly int parts;
     readonly PinnedBuffer[] packedA;
+    readonly PanelRanges ranges;
     PinnedBuffer packedB = new(1 << 16);
 
     public ManagedGemm(Device device) : this(device, ManagedSimd.Workers)
@@ -33,8 +34,9 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>
-    /// A GEMM that splits each call into <paramref name="parts"/> row ranges (one per worker by default). Every
-    /// element of C has the same k order whatever the split, so the part count changes no bits (tests pin that).
+    /// A GEMM that splits each call into <paramref name="parts"/> row ranges (one per worker by default), each run
+    /// from its start in MC blocks while idle workers take a third of a block at a time from its end. Every element of C
+    /// has the same k order whatever the split or the thread, so neither changes a bit (tests pin that).
     /// </summary>
     internal ManagedGemm(Device device, int parts)
     {
@@ -42,9 +44,10 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         this.device = device;
         this.parts = parts;
         micro = GemmMicroKernel.Best();
-        packedA = new PinnedBuffer[parts];
-        for (var p = 0; p < parts; p++)
-            packedA[p] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
+        packedA = new PinnedBuffer[ManagedSimd.Workers];
+        for (var w = 0; w < packedA.Length; w++)
+            packedA[w] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
+        ranges = new PanelRanges(parts);
     }
 
     public void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc)
@@ -67,9 +70,11 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         else if (spec.K > 0 && spec.N % micro.NR != 0)
             ManagedSimd.For(spec.BatchCount, parts, 8L * spec.K * micro.NR, (start, end) => PackTails(job, start, end));
         var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
+        var panels = panelsPerMatrix * spec.BatchCount;
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
-        ManagedSimd.ForParts(panelsPerMatrix * spec.BatchCount, parts, flopsPerPanel / 32, (part, start, end) =>
-            RunPanels(job, part, start, end, panelsPerMatrix));
+        var split = Math.Clamp(parts, 1, panels);
+        ranges.Reset(panels, split);
+        ManagedSimd.ForChunks(panels, split, flopsPerPanel / 32, (worker, _, _) => RunPart(job, worker, panelsPerMatrix));
         // The job holds raw pointers only: keep the arenas (whose finalizers free that memory) alive until it is done.
         GC.KeepAlive(a);
         GC.KeepAlive(b);
@@ -115,10 +120,28 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             GemmPacking.Pack(job.B + Offset(job.Lb, z, s.BatchInner), job.Lb.Ld, true, j0, s.N - j0, 0, s.K, nr, job.PackedB + (long)z * s.K * nr);
     }
 
-    /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
-    void RunPanels(in GemmJob job, int part, int start, int end, int panelsPerMatrix)
+    /// <summary>
+    /// One worker's share: the next unstarted range from its start in MC blocks, then a third of a block at a time
+    /// from the end of any range still running. A worker that starts late (its vCPU descheduled by the host for a
+    /// millisecond or more, measured in baby-gpt's steps) so holds up the join by that much work, not its whole
+    /// range. Which thread computes a panel changes none of its bits.
+    /// </summary>
+    void RunPart(in GemmJob job, int worker, int panelsPerMatrix)
     {
-        var packedA = this.packedA[part].Pointer;
+        var maxPanels = MC / micro.MR;
+        var steal = Math.Max(1, maxPanels / 3);
+        if (ranges.StartNext() is var own and >= 0)
+            while (ranges.TakeFront(own, maxPanels, out var start, out var end))
+                RunPanels(job, worker, start, end, panelsPerMatrix);
+        for (var r = 0; r < ranges.Count; r++)
+            while (ranges.TakeBack(r, steal, out var start, out var end))
+                RunPanels(job, worker, start, end, panelsPerMatrix);
+    }
+
+    /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
+    void RunPanels(in GemmJob job, int worker, int start, int end, int panelsPerMatrix)
+    {
+        var packedA = this.packedA[worker].Pointer;
         var maxPanels = MC / micro.MR;
         for (var s = start; s < end;)
         {
@@ -346,6 +369,73 @@ internal readonly unsafe struct BlockView(float* a, int lda, bool transA, int i0
     public readonly bool TransA = transA;
     public readonly nint BK = bK, PanelStride = panelStride;
     public readonly float Alpha = alpha, Beta = beta;
+}
+
+/// <summary>
+/// The row ranges of one Gemm call as double-ended queues of panels: the range's owner takes MC blocks from its
+/// front, idle workers take panels from its back. Each range's (front, back) pair is one 64-bit word on its own
+/// cache line, updated by compare-and-swap.
+/// </summary>
+internal sealed class PanelRanges(int capacity)
+{
+    const int Stride = 8; // longs per range: one 64-byte line each
+
+    readonly long[] words = new long[(capacity + 1) * Stride];
+    int count, next;
+
+    public int Count => count;
+
+    /// <summary>Splits [0, panels) into <paramref name="ranges"/> equal ranges, none started.</summary>
+    public void Reset(int panels, int ranges)
+    {
+        count = ranges;
+        next = 0;
+        for (var r = 0; r < ranges; r++)
+            words[(r + 1) * Stride] = Pack(ManagedSimd.PartStart(panels, ranges, r), ManagedSimd.PartStart(panels, ranges, r + 1));
+    }
+
+    /// <summary>The index of a range no worker has started (its owner is the caller), or −1.</summary>
+    public int StartNext()
+    {
+        var r = Interlocked.Increment(ref next) - 1;
+        return r < count ? r : -1;
+    }
+
+    /// <summary>Takes up to <paramref name="panels"/> panels from the front of range r; false once it is empty.</summary>
+    public bool TakeFront(int r, int panels, out int start, out int end)
+    {
+        ref var word = ref words[(r + 1) * Stride];
+        while (true)
+        {
+            var seen = Volatile.Read(ref word);
+            var (front, back) = Unpack(seen);
+            (start, end) = (front, Math.Min(back, front + panels));
+            if (start >= end)
+                return false;
+            if (Interlocked.CompareExchange(ref word, Pack(end, back), seen) == seen)
+                return true;
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="panels"/> panels from the back of range r; false once it is empty.</summary>
+    public bool TakeBack(int r, int panels, out int start, out int end)
+    {
+        ref var word = ref words[(r + 1) * Stride];
+        while (true)
+        {
+            var seen = Volatile.Read(ref word);
+            var (front, back) = Unpack(seen);
+            (start, end) = (Math.Max(front, back - panels), back);
+            if (start >= end)
+                return false;
+            if (Interlocked.CompareExchange(ref word, Pack(front, start), seen) == seen)
+                return true;
+        }
+    }
+
+    static long Pack(int front, int back) => (long)(uint)front | (long)back << 32;
+
+    static (int Front, int Back) Unpack(long word) => ((int)(uint)word, (int)(word >> 32));
 }
 
 /// <summary>A pinned, 64-byte-aligned float buffer allocated once and reused by every call.</summary>

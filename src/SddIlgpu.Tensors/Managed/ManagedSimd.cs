@@ -44,6 +44,24 @@ internal static class ManagedSimd
         WorkerPool.Run(parts, p => body(p, PartStart(n, parts, p), PartStart(n, parts, p + 1)));
     }
 
+    /// <summary>
+    /// Runs body(worker, start, end) over [0, n) split into <paramref name="chunks"/> fixed ranges that the workers
+    /// claim in turn, so one that starts late (its vCPU descheduled, or waking) leaves its share to the others
+    /// instead of holding up the join. The ranges depend only on n and chunks; worker, in [0, Workers), picks
+    /// per-worker scratch (<see cref="WorkerPool.CurrentWorker"/>).
+    /// </summary>
+    public static void ForChunks(int n, int chunks, long workPerItem, Action<int, int, int> body)
+    {
+        chunks = Math.Clamp(chunks, 1, Math.Max(1, n));
+        if (chunks == 1 || (long)n * workPerItem < 32_768)
+        {
+            for (var c = 0; c < chunks; c++)
+                body(WorkerPool.CurrentWorker, PartStart(n, chunks, c), PartStart(n, chunks, c + 1));
+            return;
+        }
+        WorkerPool.Run(chunks, c => body(WorkerPool.CurrentWorker, PartStart(n, chunks, c), PartStart(n, chunks, c + 1)));
+    }
+
     /// <summary>Runs body(start, end) over [0, n) split into one range per worker.</summary>
     public static void Rows(int n, long workPerItem, Action<int, int> body) => For(n, Workers, workPerItem, body);
 

@@ -15,6 +15,9 @@ internal static class WorkerPool
     [ThreadStatic]
     static bool insideJob;
 
+    [ThreadStatic]
+    static int worker;
+
     static WorkerPool()
     {
         var helpers = ManagedSimd.Workers - 1;
@@ -26,6 +29,22 @@ internal static class WorkerPool
             new Thread(() => HelperLoop(index)) { IsBackground = true, Name = $"sdd-managed-{i + 1}" }.Start();
         }
     }
+
+    /// <summary>
+    /// The running thread's index in [0, <see cref="ManagedSimd.Workers"/>): helper i is i + 1; the thread that called
+    /// <see cref="Run"/>, and any thread outside the pool, is 0. At most one job runs at a time, so per-worker
+    /// scratch indexed by it is never shared by two threads of one job.
+    /// </summary>
+    public static int CurrentWorker => worker;
+
+    /// <summary>Jobs run in parallel since the process started (read by the perf tool's profile).</summary>
+    public static long Jobs { get; private set; }
+
+    /// <summary>
+    /// Stopwatch ticks the calling thread spent waiting at joins, after running every part it could claim: the cost
+    /// of helpers that finished later (started late, were descheduled, or had more work).
+    /// </summary>
+    public static long JoinWaitTicks { get; private set; }
 
     /// <summary>Runs work(p) for every p in [0, n) and returns when all have finished (inline when nested or contended).</summary>
     public static void Run(int n, Action<int> work)
@@ -43,9 +62,12 @@ internal static class WorkerPool
             foreach (var w in wake)
                 w.Set();
             job.Claim();
+            var claimed = System.Diagnostics.Stopwatch.GetTimestamp();
             var spin = new SpinWait();
             while (Volatile.Read(ref job.Pending) > 0)
                 spin.SpinOnce(sleep1Threshold: -1);
+            Jobs++;
+            JoinWaitTicks += System.Diagnostics.Stopwatch.GetTimestamp() - claimed;
             if (job.Failure is { } e)
                 throw new AggregateException("A managed op failed on a worker thread.", e);
         }
@@ -57,6 +79,7 @@ internal static class WorkerPool
 
     static void HelperLoop(int index)
     {
+        worker = index + 1;
         var signal = wake[index];
         Job? last = null;
         while (true)

@@ -209,7 +209,7 @@ public sealed class ManagedAttentionTests
             Check.Close(fused[i], old[i], 1e-5, 1e-4, $"fused vs materialised {name}");
     }
 
-    /// <summary>The fused attention repeats bit for bit, and its results do not depend on how many parts share the work.</summary>
+    /// <summary>The fused attention repeats bit for bit, and its results do not depend on how many chunks share the work.</summary>
     [TestCase(2, 4, 2, 130, 12)]
     [TestCase(1, 2, 1, 300, 8)]
     [TestCase(3, 2, 1, 64, 16)]
@@ -218,13 +218,13 @@ public sealed class ManagedAttentionTests
         var s = new AttentionShape(B, T, NH, KVH, HS);
         var first = RunBoth(Fused, s);
         var again = RunBoth(Fused, s);
-        foreach (var parts in new[] { 1, 2, 3 })
+        foreach (var chunks in new[] { 1, 2, 3 })
         {
-            var split = RunBoth(new ManagedAttention(Cpu) { Parts = parts }, s);
+            var split = RunBoth(new ManagedAttention(Cpu) { Chunks = chunks }, s);
             foreach (var (i, name) in new[] { (3, "L"), (4, "ctx"), (6, "D"), (7, "dQ"), (8, "dK"), (9, "dV") })
             {
                 Check.BitIdentical(again[i], first[i], $"{name} twice");
-                Check.BitIdentical(split[i], first[i], $"{name} with {parts} part(s)");
+                Check.BitIdentical(split[i], first[i], $"{name} with {chunks} chunk(s)");
             }
         }
     }

@@ -65,7 +65,7 @@ public sealed class ManagedGemmTests
         Check.Close(got[2], Reference(s, a, la, b, lb, c, lc), 1e-5, 1e-4, $"gemm {s} lda {lda}");
     }
 
-    /// <summary>The same bits whether a call runs as one, two or three row ranges (one per worker): no sum depends on the split.</summary>
+    /// <summary>The same bits whether a call runs as one, two or three row ranges (with panels stolen between them): no sum depends on the split.</summary>
     [TestCase(65, 344, 300, 65, false)]
     [TestCase(176, 600, 270, 352, false)]
     [TestCase(67, 50, 513, 67, true)]
@@ -79,6 +79,54 @@ public sealed class ManagedGemmTests
         {
             var got = Run(Cpu, inputs, t => new ManagedGemm(Cpu, parts).Gemm(s, t[0], la, t[1], lb, t[2], lc))[2];
             Check.BitIdentical(got, one, $"gemm {s}: {parts} parts vs 1");
+        }
+    }
+
+    /// <summary>
+    /// A call too small to fan out runs its ranges on one thread: the first from its front, the others taken from
+    /// their backs a third of an MC block at a time, the path a worker that finished early takes. Same bits.
+    /// </summary>
+    [TestCase(40, 48, 9, false)]
+    [TestCase(70, 20, 12, true)]
+    public void StolenPanelsGiveTheSameBits(int m, int n, int k, bool transA)
+    {
+        var s = new GemmSpec(m, n, k, TransA: transA, TransB: !transA, Beta: 1f);
+        MatrixLayout la = new(transA ? m : k), lb = new(transA ? n : k), lc = new(n);
+        float[][] inputs = [Check.Random(m * k, 27), Check.Random(k * n, 28), Check.Random(m * n, 29)];
+        var one = Run(Cpu, inputs, t => new ManagedGemm(Cpu, 1).Gemm(s, t[0], la, t[1], lb, t[2], lc))[2];
+        Check.Close(one, Reference(s, inputs[0], la, inputs[1], lb, inputs[2], lc), 1e-5, 1e-4, $"gemm {s}");
+        foreach (var parts in new[] { 2, 4 })
+        {
+            var got = Run(Cpu, inputs, t => new ManagedGemm(Cpu, parts).Gemm(s, t[0], la, t[1], lb, t[2], lc))[2];
+            Check.BitIdentical(got, one, $"gemm {s}: {parts} parts, stolen vs 1");
+        }
+    }
+
+    /// <summary>Owners taking blocks from the fronts and thieves taking panels from the backs, concurrently, claim every panel exactly once.</summary>
+    [Test]
+    public void PanelRangesHandOutEveryPanelOnce()
+    {
+        const int panels = 1003, ranges = 3;
+        var ranged = new PanelRanges(ranges);
+        for (var round = 0; round < 200; round++)
+        {
+            ranged.Reset(panels, ranges);
+            var claims = new int[panels];
+            void Claim(int start, int end)
+            {
+                for (var p = start; p < end; p++)
+                    Interlocked.Increment(ref claims[p]);
+            }
+            Parallel.For(0, 4, worker =>
+            {
+                if (ranged.StartNext() is var own and >= 0)
+                    while (ranged.TakeFront(own, 12, out var start, out var end))
+                        Claim(start, end);
+                for (var r = 0; r < ranged.Count; r++)
+                    while (ranged.TakeBack(r, 1 + worker, out var start, out var end))
+                        Claim(start, end);
+            });
+            Assert.That(claims, Is.All.EqualTo(1), $"round {round}");
         }
     }
 
