@@ -13,6 +13,10 @@ using SddIlgpu.Tensors.Ops;
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS] | ops [ROUNDS] | step-ab PRESET BATCH PAIRS (fused vs separate ops)
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
+// SDD_PERF_SMALL_PAGES=1: host arenas keep 4 KiB pages (to measure what transparent huge pages buy, docs/perf.md).
+if (Environment.GetEnvironmentVariable("SDD_PERF_SMALL_PAGES") == "1")
+    Arena.HugePagesEnabled = false;
+
 switch (args)
 {
     case ["kernels", ..]:

@@ -23,8 +23,21 @@ public sealed class Arena : IDisposable
         Capacity = capacity;
         buffer = device.Accelerator.Allocate1D<float>(capacity);
         device.Counters.CountAllocation(capacity * sizeof(float));
+        if (device.IsHostMemory && HugePagesEnabled)
+            HugePageBytes = HugePages.Advise(HostAddress(buffer), capacity * sizeof(float));
         buffer.View.MemSetToZero(device.Stream);
     }
+
+    static unsafe nint HostAddress(MemoryBuffer1D<float, Stride1D.Dense> b) => (nint)((ArrayView<float>)b.View).LoadEffectiveAddressAsPtr().ToPointer();
+
+    /// <summary>
+    /// Whether new host arenas ask for transparent huge pages (<see cref="HugePages"/>); the perf tool turns it off
+    /// to measure what they buy.
+    /// </summary>
+    internal static bool HugePagesEnabled { get; set; } = true;
+
+    /// <summary>Bytes of the arena the kernel was asked to back with transparent huge pages (0: none).</summary>
+    internal long HugePageBytes { get; }
 
     public Device Device { get; }
     public string Name { get; }

@@ -28,6 +28,39 @@ public sealed class DeviceTests
         Assert.That(names, Does.Contain("cpu").And.Contain("ilgpu-cpu"));
     }
 
+    /// <summary>
+    /// A big host arena asks Linux for transparent huge pages on its whole 2 MiB pages (and is zeroed and usable as
+    /// any other); a small one, or one with huge pages turned off, asks for none.
+    /// </summary>
+    [Test]
+    public void BigHostArenasAskForHugePages()
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists("/sys/kernel/mm/transparent_hugepage"))
+            Assert.Ignore("Transparent huge pages are a Linux feature this kernel lacks.");
+        var device = TestDevices.Get("cpu");
+        const long floats = 5L << 20; // 20 MiB: at least 8 whole huge pages however the buffer is aligned
+        using (var big = device.Allocate(floats, "big"))
+        {
+            Assert.That(big.HugePageBytes, Is.InRange(16L << 20, 20L << 20));
+            var t = big.Take(checked((int)floats), "x");
+            Assert.That(t.HostSpan().ToArray().All(v => v == 0f), Is.True, "zeroed");
+            t.HostSpan()[(int)floats - 1] = 3f;
+            Assert.That(t.HostSpan()[(int)floats - 1], Is.EqualTo(3f));
+        }
+        using (var small = device.Allocate((1L << 20) - 1, "small")) // under 4 MiB
+            Assert.That(small.HugePageBytes, Is.Zero);
+        Arena.HugePagesEnabled = false;
+        try
+        {
+            using var off = device.Allocate(floats, "off");
+            Assert.That(off.HugePageBytes, Is.Zero);
+        }
+        finally
+        {
+            Arena.HugePagesEnabled = true;
+        }
+    }
+
     [Test]
     public void ShapeMismatchSaysExpectedAndActual()
     {
