@@ -7,10 +7,13 @@ using System.Runtime.Intrinsics;
 
 namespace SddIlgpu.Tensors.Managed;
 
-internal abstract unsafe class GemmMicroKernel
+internal abstract unsafe class GemmMicroKernel(int mr, int nr)
 {
-    public abstract int MR { get; }
-    public abstract int NR { get; }
+    /// <summary>Rows of a tile (fields, not virtual properties: the GEMM reads them per tile).</summary>
+    public readonly int MR = mr;
+
+    /// <summary>Columns of a tile.</summary>
+    public readonly int NR = nr;
 
     /// <summary>The widest kernel the hardware accelerates (AVX-512, else 256-bit vectors).</summary>
     public static GemmMicroKernel Best() => Vector512.IsHardwareAccelerated ? new Kernel8x32() : new Kernel6x16();
@@ -139,11 +142,8 @@ internal abstract unsafe class GemmMicroKernel
     }
 
 
-    sealed class Kernel8x32 : GemmMicroKernel
+    sealed class Kernel8x32() : GemmMicroKernel(8, 32)
     {
-        public override int MR => 8;
-        public override int NR => 32;
-
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -283,11 +283,8 @@ internal abstract unsafe class GemmMicroKernel
     }
 
 
-    sealed class Kernel6x16 : GemmMicroKernel
+    sealed class Kernel6x16() : GemmMicroKernel(6, 16)
     {
-        public override int MR => 6;
-        public override int NR => 16;
-
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
