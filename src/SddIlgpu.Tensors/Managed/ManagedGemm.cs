@@ -10,6 +10,12 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// <summary>Depth of a k block: an NR-column panel of packed B (KC·NR floats) stays in L1.</summary>
     internal const int KC = 256;
 
+    /// <summary>
+    /// K up to this is one k block (baby-gpt's K = 384: one pass over C instead of a 256 block and a half-size
+    /// 128 one, which stored C and read it back). An A panel of MR × 384 floats (12 KiB) still stays in L1.
+    /// </summary>
+    internal const int MaxSingleKc = KC + KC / 2;
+
     /// <summary>Rows of C one block covers while a B panel is hot.</summary>
     internal const int MC = 96;
 
@@ -46,7 +52,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         micro = GemmMicroKernel.Best();
         packedA = new PinnedBuffer[ManagedSimd.Workers];
         for (var w = 0; w < packedA.Length; w++)
-            packedA[w] = new PinnedBuffer(MC * KC); // one MC×KC block of A per worker, [panel][k][MR]
+            packedA[w] = new PinnedBuffer(MC * MaxSingleKc); // one MC×kc block of A per worker, [panel][k][MR]
         ranges = new PanelRanges(parts);
     }
 
@@ -180,10 +186,11 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         // In place, the partial last panel comes from its packed copy ([K][NR] at matrix z's slot).
         var tailJ = inPlaceB && s.N % nr != 0 ? s.N - s.N % nr : int.MaxValue;
         var tail = job.PackedB + (long)z * s.K * nr;
-        for (var k0 = 0; k0 < s.K; k0 += KC)
+        var kBlock = s.K <= MaxSingleKc ? s.K : KC;
+        for (var k0 = 0; k0 < s.K; k0 += kBlock)
         {
             var bBlock = inPlaceB ? b + (long)k0 * job.Lb.Ld : packed + (long)k0 * nr;
-            var kc = Math.Min(KC, s.K - k0);
+            var kc = Math.Min(kBlock, s.K - k0);
             var view = new BlockView(a, lda, s.TransA, i0, rows, k0, kc, bBlock, bK, panelStride, tailJ, tail + (long)k0 * nr,
                 c, ldc, nTiles, s.Alpha, k0 == 0 ? s.Beta : 1f);
             if ((rows + nr) * kc <= L1Floats)
