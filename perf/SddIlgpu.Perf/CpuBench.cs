@@ -80,7 +80,8 @@ internal static class CpuBench
             var lda = parts.Length > 2 && parts[2].StartsWith("lda=", StringComparison.Ordinal) ? int.Parse(parts[2][4..]) : ta ? m : k;
             MatrixLayout la = new(lda), lb = new(tb ? k : n), lc = new(n);
             var aLength = (ta ? k : m) * lda;
-            using var arena = device.Allocate((long)aLength + (long)k * n + (long)m * n, "gemm");
+            // At least 4 MiB, as the model's arenas are: host arenas that big get transparent huge pages (Arena).
+            using var arena = device.Allocate(Math.Max(1L << 20, (long)aLength + (long)k * n + (long)m * n), "gemm");
             Tensor a = arena.Take(aLength), b = arena.Take(k * n), c = arena.Take(m * n);
             var r = new Random(1);
             a.Upload([.. Enumerable.Range(0, aLength).Select(_ => (float)r.NextDouble() - 0.5f)]);
