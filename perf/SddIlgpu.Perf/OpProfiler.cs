@@ -132,14 +132,13 @@ internal static class OpProfiler
         var times = new OpTimes();
         var ops = Wrap(device.Ops, times);
         // The first Step call warms up untimed; enable timing for the measured ones through a warm-up hook.
-        long jobs = 0, wait = 0;
+        long jobs = 0;
         var stepSeconds = CpuBench.StepWithHook(preset, device, batch, 5, steps, ops, () =>
         {
             times.Enabled = true;
-            (jobs, wait) = (WorkerPool.Jobs, WorkerPool.JoinWaitTicks);
+            jobs = WorkerPool.Jobs;
         });
         times.Print(steps, stepSeconds);
-        Console.WriteLine($"worker pool: {(double)(WorkerPool.Jobs - jobs) / steps:F0} parallel jobs/step, join wait " +
-                          $"{(WorkerPool.JoinWaitTicks - wait) * 1e3 / System.Diagnostics.Stopwatch.Frequency / steps:F2} ms/step");
+        Console.WriteLine($"worker pool: {(double)(WorkerPool.Jobs - jobs) / steps:F0} parallel jobs/step");
     }
 }

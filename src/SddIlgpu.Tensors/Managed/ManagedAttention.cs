@@ -169,7 +169,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 {
                     var inv = 1f / l[r];
                     float* src = o + r * HSn, dst = ctx + Row(b, i0 + r, h, s.NH, T, HS);
-                    Scaled(src, dst, HS, inv);
+                    ManagedElementwise.ScaleRange(new ReadOnlySpan<float>(src, HS), inv, new Span<float>(dst, HS));
                     lse[(long)(b * s.NH + h) * T + i0 + r] = m[r] + MathF.Log(l[r]);
                 }
             }
@@ -198,7 +198,8 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
                 CopyPadded(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows);
                 CopyPadded(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSn, geo.Rows);
-                Scaled(qB, qS, geo.Rows * HSn, s.Scale); // the forward's scaled q, so P is recomputed from the same S bits
+                // The forward's scaled q, so P is recomputed from the same S bits.
+                ManagedElementwise.ScaleRange(new ReadOnlySpan<float>(qB, geo.Rows * HSn), s.Scale, new Span<float>(qS, geo.Rows * HSn));
                 for (var r = 0; r < valid; r++)
                 {
                     lRow[r] = x.Saved[rowsOf + i0 + r];
@@ -306,17 +307,6 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             Vector256.Load(src + i).Store(dst + i);
         for (; i < n; i++)
             dst[i] = src[i];
-    }
-
-    /// <summary>dst[i] = src[i]·scale for i &lt; n, in 8-float vectors: the scalar products, bit for bit.</summary>
-    static void Scaled(float* src, float* dst, int n, float scale)
-    {
-        var i = 0;
-        var vs = Vector256.Create(scale);
-        for (; i + 8 <= n; i += 8)
-            (Vector256.Load(src + i) * vs).Store(dst + i);
-        for (; i < n; i++)
-            dst[i] = src[i] * scale;
     }
 
     static int Row(int b, int t, int head, int heads, int T, int HS) => ((b * T + t) * heads + head) * HS;

@@ -62,7 +62,8 @@ internal sealed class ManagedElementwise(Device device) : IElementwiseOps
             y[i] = a[i] + b[i];
     }
 
-    static void ScaleRange(ReadOnlySpan<float> x, float s, Span<float> y)
+    /// <summary>y[i] = s·x[i], in 8-float vectors then the tail (also fused attention's head rows).</summary>
+    internal static void ScaleRange(ReadOnlySpan<float> x, float s, Span<float> y)
     {
         ref var rx = ref MemoryMarshal.GetReference(x);
         ref var ry = ref MemoryMarshal.GetReference(y);
