@@ -20,7 +20,7 @@ rm -rf "$kit" "$dist/sdd-gpu-kit.tar.gz"
 mkdir -p "$kit/data"
 dotnet publish "$repo/src/SddIlgpu.Cli/SddIlgpu.Cli.csproj" -c Release -r linux-x64 --self-contained \
   -p:DebugType=none -p:GenerateDocumentationFile=false -o "$kit/bin" --nologo -v quiet
-cp "$here/run.sh" "$here/torch_bench.py" "$here/summary.py" "$shared/reference/sdd_reference.py" "$kit/"
+cp "$here/run.sh" "$here/determinism.sh" "$here/torch_bench.py" "$here/summary.py" "$shared/reference/sdd_reference.py" "$kit/"
 cp -r "$shared/golden" "$kit/golden"
 cp "$shared/data/tinyshakespeare.txt" "$kit/data/"
 
@@ -45,7 +45,7 @@ if ptxas_dir=$("$repo/.ci/fetch-ptxas.sh"); then
 else
   echo "(no ptxas here when the kit was packed: no kernel report)" > "$kit/kernels.txt"
 fi
-chmod +x "$kit/run.sh" "$kit/bin/sdd"
+chmod +x "$kit/run.sh" "$kit/determinism.sh" "$kit/bin/sdd"
 git -C "$repo" describe --always --dirty > "$kit/VERSION" 2>/dev/null || echo unknown > "$kit/VERSION"
 
 tar -C "$dist" -czf "$dist/sdd-gpu-kit.tar.gz" sdd-gpu-kit

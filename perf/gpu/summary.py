@@ -18,7 +18,8 @@ def last_line(path, prefix=""):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "sdd-results"
-    status = [l.split() for l in open(os.path.join(out, "status.txt")) if l.strip()]
+    # "STEP RC [ELAPSED]": RC 0 ok, 124 out of its time, "skipped" when the deadline left no time to start it
+    status = [l.split()[:2] for l in open(os.path.join(out, "status.txt")) if l.strip()]
     # bench-TAG.json per device, in run order (the first is the one PyTorch is compared with)
     order = [n[len("bench-"):] for n, _ in status if n.startswith("bench-")]
     benches = {tag: load(os.path.join(out, f"bench-{tag}.json")) for tag in order}
@@ -28,7 +29,8 @@ def main():
     theirs = load(os.path.join(out, "torch.json"))
     print("=" * 120)
     print("sdd GPU kit summary")
-    print("steps:   " + ", ".join(f"{n} {'ok' if rc == '0' else 'FAILED (exit ' + rc + ')'}" for n, rc in status))
+    verdict = {"0": "ok", "124": "OUT OF TIME", "137": "OUT OF TIME", "skipped": "SKIPPED (deadline)", "missing": "NOT RUN (no ncu)"}
+    print("steps:   " + ", ".join(f"{n} {verdict.get(rc, 'FAILED (exit ' + rc + ')')}" for n, rc in status))
     for tag in tags:
         rows = benches[tag]
         print(f"{tag + ':':<9}" + (rows[0]["device"] if rows else "?") + "   doctor: " +
@@ -36,6 +38,11 @@ def main():
     if theirs:
         print(f"{'PyTorch:':<9}{theirs[0]['device']}")
     print("train:   " + last_line(os.path.join(out, "train.log"), "Done"))
+    det = os.path.join(out, "determinism.log")
+    if os.path.exists(det):
+        for l in open(det, errors="replace"):
+            if l.startswith("determinism:"):
+                print(l.rstrip())
     print()
     peer = {(r["name"], r["metric"]): r for r in theirs}
     keys = []
