@@ -6,6 +6,7 @@ using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Managed;
 using SddIlgpu.Tensors.Ops;
+using SddIlgpu.Training.Bench;
 
 namespace SddIlgpu.Perf;
 
@@ -25,7 +26,7 @@ internal static class AttentionBench
         try
         {
             foreach (var r in runs)
-                r.Time(40, record: false); // warm-up: tiered JIT to its optimised code (30 calls and more), scratch growth, page faults
+                BenchTiming.WarmUp(() => r.Time(1, record: false), 40); // tiered JIT to its optimised code, scratch growth, page faults
             var times = variants.Select(_ => new List<double>()).ToArray();
             for (var round = 0; round < rounds; round++)
                 foreach (var i in round % 2 == 0 ? new[] { 0, 1 } : new[] { 1, 0 }) // alternate which goes first

@@ -7,6 +7,7 @@ using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
 using SddIlgpu.Training;
+using SddIlgpu.Training.Bench;
 
 namespace SddIlgpu.Perf;
 
@@ -72,21 +73,11 @@ internal static class CpuBench
         using var device = Device.Open("cpu");
         foreach (var shape in shapes)
         {
-            var parts = shape.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var dims = parts[1].Split('x').Select(int.Parse).ToArray();
-            int m = dims[0], n = dims.Length > 1 ? dims[1] : m, k = dims.Length > 2 ? dims[2] : m;
-            var (ta, tb, beta) = parts[0] switch { "xWt" => (false, true, 0f), "dYtX" => (true, false, 1f), _ => (false, false, 0f) };
-            var spec = new GemmSpec(m, n, k, ta, tb, 1f, beta);
-            var lda = parts.Length > 2 && parts[2].StartsWith("lda=", StringComparison.Ordinal) ? int.Parse(parts[2][4..]) : ta ? m : k;
-            MatrixLayout la = new(lda), lb = new(tb ? k : n), lc = new(n);
-            var aLength = (ta ? k : m) * lda;
+            var (spec, la, lb, lc, aLength) = ParseShape(shape);
+            int m = spec.M, n = spec.N, k = spec.K;
             // At least 4 MiB, as the model's arenas are: host arenas that big get transparent huge pages (Arena).
             using var arena = device.Allocate(Math.Max(1L << 20, (long)aLength + (long)k * n + (long)m * n), "gemm");
-            Tensor a = arena.Take(aLength), b = arena.Take(k * n), c = arena.Take(m * n);
-            var r = new Random(1);
-            a.Upload([.. Enumerable.Range(0, aLength).Select(_ => (float)r.NextDouble() - 0.5f)]);
-            b.Upload([.. Enumerable.Range(0, k * n).Select(_ => (float)r.NextDouble() - 0.5f)]);
-            c.Upload(new float[m * n]);
+            var (a, b, c) = Operands(arena, spec, aLength);
             var flops = 2.0 * m * n * k;
             var calls = Math.Max(1, (int)(20e-3 * 100e9 / flops));
             var times = Samples(15, 3, () =>
@@ -115,6 +106,32 @@ internal static class CpuBench
         }
     }
 
+    /// <summary>
+    /// A shape "FORM MxNxK [lda=L]": FORM xWt (C = A·Bᵀ), dYW (C = A·B) or dYtX (C += Aᵀ·B, β = 1); N and K default to M,
+    /// lda to the dense stride. Returns the spec, the three layouts and A's length in floats.
+    /// </summary>
+    public static (GemmSpec Spec, MatrixLayout La, MatrixLayout Lb, MatrixLayout Lc, int ALength) ParseShape(string shape)
+    {
+        var parts = shape.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var dims = parts[1].Split('x').Select(int.Parse).ToArray();
+        int m = dims[0], n = dims.Length > 1 ? dims[1] : m, k = dims.Length > 2 ? dims[2] : m;
+        var (ta, tb, beta) = parts[0] switch { "xWt" => (false, true, 0f), "dYtX" => (true, false, 1f), _ => (false, false, 0f) };
+        var lda = parts.Length > 2 && parts[2].StartsWith("lda=", StringComparison.Ordinal) ? int.Parse(parts[2][4..]) : ta ? m : k;
+        return (new GemmSpec(m, n, k, ta, tb, 1f, beta), new(lda), new(tb ? k : n), new(n), (ta ? k : m) * lda);
+    }
+
+    /// <summary>A and B uniform in [−0.5, 0.5) (seed 1), C zero, taken from <paramref name="arena"/>.</summary>
+    public static (Tensor A, Tensor B, Tensor C) Operands(Arena arena, GemmSpec spec, int aLength)
+    {
+        int n = spec.N, k = spec.K;
+        Tensor a = arena.Take(aLength), b = arena.Take(k * n), c = arena.Take(spec.M * n);
+        var r = new Random(1);
+        a.Upload([.. Enumerable.Range(0, aLength).Select(_ => (float)r.NextDouble() - 0.5f)]);
+        b.Upload([.. Enumerable.Range(0, k * n).Select(_ => (float)r.NextDouble() - 0.5f)]);
+        c.Upload(new float[spec.M * n]);
+        return (a, b, c);
+    }
+
     /// <summary>Median tokens/s of full training steps of a preset (char vocabulary 65, post-norm, sdd-code: the CLI defaults).</summary>
     public static double Step(string preset, string deviceName, int batch, int warmup, int steps)
     {
@@ -137,11 +154,14 @@ internal static class CpuBench
         return median;
     }
 
-    /// <summary>Seconds of each of <paramref name="count"/> runs of <paramref name="body"/> after <paramref name="warmup"/> untimed ones.</summary>
+    /// <summary>
+    /// Seconds of each of <paramref name="count"/> runs of <paramref name="body"/> after at least <paramref name="warmup"/>
+    /// untimed ones, more until the JIT has settled (<see cref="BenchTiming.WarmUp"/>); none with warmup 0.
+    /// </summary>
     public static List<double> Samples(int count, int warmup, Action body, Action? afterWarmup = null)
     {
-        for (var i = 0; i < warmup; i++)
-            body();
+        if (warmup > 0)
+            BenchTiming.WarmUp(body, warmup);
         afterWarmup?.Invoke();
         var times = new List<double>(count);
         for (var i = 0; i < count; i++)

@@ -3,6 +3,7 @@
 // must move and the rate that gives. `ops [ROUNDS]`. In the step the same ops read operands other ops just wrote.
 using System.Diagnostics;
 using SddIlgpu.Tensors;
+using SddIlgpu.Training.Bench;
 
 namespace SddIlgpu.Perf;
 
@@ -38,8 +39,7 @@ internal static class OpsBench
         Console.WriteLine($"ops at baby-gpt shapes on cpu, {Tensors.Managed.ManagedSimd.Workers} worker(s): {rounds} rounds of {CallsPerRound} calls after a warm-up");
         foreach (var (name, bytes, call) in cases)
         {
-            for (var i = 0; i < 50; i++)
-                call();
+            BenchTiming.WarmUp(call, 50);
             var perCall = new List<double>();
             for (var r = 0; r < rounds; r++)
             {

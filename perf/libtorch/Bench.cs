@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using SddIlgpu.Layers;
+using SddIlgpu.Training.Bench;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -186,15 +187,17 @@ public static class Bench
         }
     }
 
+    /// <summary>Seconds of <paramref name="count"/> runs after at least <paramref name="warmup"/> untimed ones and a settled JIT (as ours: BenchTiming.WarmUp).</summary>
     static List<double> Samples(int count, int warmup, Action body)
     {
+        if (warmup > 0)
+            BenchTiming.WarmUp(body, warmup);
         var times = new List<double>(count);
-        for (var i = 0; i < warmup + count; i++)
+        for (var i = 0; i < count; i++)
         {
             var t0 = Stopwatch.GetTimestamp();
             body();
-            if (i >= warmup)
-                times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
         }
         return times;
     }

@@ -13,22 +13,50 @@ public sealed record BenchRecord(string Name, string Device, string Metric, doub
 public static class BenchTiming
 {
     /// <summary>
+    /// Runs <paramref name="run"/> until the JIT has settled: at least <paramref name="minRuns"/> runs, then until
+    /// <paramref name="quietSeconds"/> of them have passed with no method compiled anywhere in the process
+    /// (<see cref="System.Runtime.JitInfo.GetCompiledMethodCount"/>), or <paramref name="maxSeconds"/> in all. .NET
+    /// first compiles a method unoptimised (tier 0) and recompiles it optimised once it has been called 30 times and
+    /// no new tier-0 method has appeared for 100 ms ("tiered compilation", learn.microsoft.com/dotnet/core/runtime-config/compilation).
+    /// A code path a new shape takes for the first time (a GEMM's partial last column panel) so runs unoptimised for
+    /// its first 100–200 ms: 1,400–2,400 calls of a 62 µs GEMM measured at 92–120 µs (docs/perf.md), which a count of
+    /// warm-up runs does not cover. Returns the number of runs.
+    /// </summary>
+    public static int WarmUp(Action run, int minRuns, double quietSeconds = 0.3, double maxSeconds = 10)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var clock = Stopwatch.StartNew();
+        var compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        var lastCompile = 0.0;
+        var runs = 0;
+        while (true)
+        {
+            run();
+            runs++;
+            var now = clock.Elapsed.TotalSeconds;
+            var count = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (count != compiled)
+                (compiled, lastCompile) = (count, now);
+            if ((runs >= minRuns && now - lastCompile >= quietSeconds) || now >= maxSeconds)
+                return runs;
+        }
+    }
+
+    /// <summary>
     /// Median seconds of <paramref name="run"/> over up to <paramref name="reps"/> timed runs after at least
-    /// <paramref name="warmup"/> untimed ones (more, up to 200, until a quarter second has passed); stops adding runs once <paramref name="budgetSeconds"/> are spent
+    /// <paramref name="warmup"/> untimed ones, more until the JIT has settled (<see cref="WarmUp"/>, at most the budget or
+    /// 2 s); stops adding runs once <paramref name="budgetSeconds"/> are spent
     /// (at least one timed run). Every run is followed by <see cref="Device.Synchronize"/>.
     /// </summary>
     public static (double Median, int Runs) Median(Device device, Action run, int warmup, int reps, double budgetSeconds)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(run);
-        // Warm up for at least `warmup` runs and a quarter second: the JIT tiers hot managed code up after
-        // about 30 calls, and the first GEMMs of a run would otherwise time unoptimised code.
-        var warm = Stopwatch.StartNew();
-        for (var i = 0; i < warmup || (warm.Elapsed.TotalSeconds < 0.25 && i < 200); i++)
+        WarmUp(() =>
         {
             run();
             device.Synchronize();
-        }
+        }, warmup, maxSeconds: Math.Max(2, budgetSeconds));
         var times = new List<double>();
         var total = Stopwatch.StartNew();
         while (times.Count < reps && (times.Count == 0 || total.Elapsed.TotalSeconds < budgetSeconds))

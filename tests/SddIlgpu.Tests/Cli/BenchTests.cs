@@ -68,4 +68,48 @@ public sealed class BenchTests
             File.Delete(path);
         }
     }
+
+    [Test]
+    public void WarmUpOutlastsTheLastCompiledMethodByTheQuietTime()
+    {
+        // For its first 0.2 s every run compiles a new method (a DynamicMethod, jitted on its first call), as tiered
+        // compilation recompiles hot code during a benchmark's first calls: warm-up must end no sooner than 0.2 s + quiet.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var compiledRuns = 0;
+        var runs = BenchTiming.WarmUp(() =>
+        {
+            if (clock.Elapsed.TotalSeconds >= 0.2)
+                return;
+            var method = new System.Reflection.Emit.DynamicMethod($"warm{compiledRuns}", typeof(int), [typeof(int)]);
+            var il = method.GetILGenerator();
+            il.Emit(System.Reflection.Emit.OpCodes.Ldarg_0);
+            il.Emit(System.Reflection.Emit.OpCodes.Ldc_I4, compiledRuns);
+            il.Emit(System.Reflection.Emit.OpCodes.Add);
+            il.Emit(System.Reflection.Emit.OpCodes.Ret);
+            Assert.That(((Func<int, int>)method.CreateDelegate(typeof(Func<int, int>)))(1), Is.EqualTo(1 + compiledRuns));
+            compiledRuns++;
+        }, minRuns: 3, quietSeconds: 0.15, maxSeconds: 5);
+        Assert.That(compiledRuns, Is.GreaterThan(1));
+        Assert.That(clock.Elapsed.TotalSeconds, Is.GreaterThanOrEqualTo(0.35));
+        Assert.That(runs, Is.GreaterThan(compiledRuns));
+    }
+
+    [Test]
+    public void WarmUpRunsAtLeastItsMinimumAndStopsAtItsLimit()
+    {
+        var quiet = 0;
+        Assert.That(BenchTiming.WarmUp(() => quiet++, minRuns: 50, quietSeconds: 0.01, maxSeconds: 5), Is.EqualTo(quiet).And.GreaterThanOrEqualTo(50));
+        // A body that never stops compiling ends at maxSeconds.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var n = 0;
+        BenchTiming.WarmUp(() =>
+        {
+            var method = new System.Reflection.Emit.DynamicMethod($"forever{n++}", typeof(void), Type.EmptyTypes);
+            method.GetILGenerator().Emit(System.Reflection.Emit.OpCodes.Ret);
+            ((Action)method.CreateDelegate(typeof(Action)))();
+            Thread.Sleep(1);
+        }, minRuns: 1, quietSeconds: 0.05, maxSeconds: 0.3);
+        Assert.That(clock.Elapsed.TotalSeconds, Is.InRange(0.3, 3));
+    }
 }
+
