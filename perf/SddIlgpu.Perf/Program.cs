@@ -9,7 +9,7 @@ using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Kernels;
 using SddIlgpu.Tensors.Ops;
 
-// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [--cold] [wgrad | shape...] | step PRESET DEVICE BATCH
+// CPU figures of issue 6 (plain timing loops, see CpuBench): peak | gemm [--cold] [wgrad | shape...] | gemm-windows SHAPE... | step PRESET DEVICE BATCH
 // [STEPS] [WARMUP] | profile PRESET BATCH [STEPS] | allreduce [FLOATS...] (under mpirun, docs/distributed.md).
 // Data figures of issue 12: corpus MB FILE | encode-baseline FILE KIND | first-step BIG_DIR SMALL_DIR [ROUNDS]. Issue 14: attention PRESET BATCH [ROUNDS] | ops [ROUNDS] | step-ab PRESET BATCH PAIRS (fused vs separate ops)
 // (fused vs materialised managed attention, forward + backward, alternating rounds).
@@ -24,6 +24,9 @@ switch (args)
         return;
     case ["kernel-source", var name, var dir]:
         Environment.Exit(KernelReport.WriteSources(name, dir));
+        return;
+    case ["gemm-windows", .. var windowShapes] when windowShapes.Length > 0:
+        GemmWindows.Run(windowShapes);
         return;
     case ["peak", ..]:
         CpuBench.Peak();

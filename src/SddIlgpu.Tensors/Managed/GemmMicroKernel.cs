@@ -3,6 +3,7 @@
 // reads C); a full tile with α = 1 and β = 1 (C += A·B, the weight gradient) adds C to its sum, and one with
 // α = 1 and β = 0 stores its accumulators straight into C. A is read through (k, row) strides, so it can be the
 // caller's matrix or a packed panel.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -26,6 +27,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     /// for every r &lt; MR (rows past <paramref name="rows"/> must still be readable) and B's NR columns
     /// contiguous per k (a packed [kc][NR] panel, bK = NR, or the caller's row-major B, bK = ldb).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
         if (rows == MR && cols == NR && alpha == 1f && beta == 1f)
@@ -57,6 +59,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     /// One row of C over up to RowPanels·NR columns: c[j] = α·Σ_k a[k·aK]·B_p[k·bK + j % NR] + β·c[j], j &lt; cols,
     /// B_p the panel at b + p·panelStride. The same per-element k order as <see cref="Run"/>, so the same bits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RunRow(float* a, nint aK, float* b, nint bK, nint panelStride, int kc, float* c, int cols, float alpha, float beta)
     {
         var acc = stackalloc float[RowPanels * 32];
@@ -85,6 +88,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     public abstract void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc);
 
     /// <summary>C row = α·acc + β·C row: the same float ops (α·acc, then + β·C) in the vector and scalar parts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void StoreRow(float* acc, float* c, int cols, float alpha, float beta)
     {
         var j = 0;
@@ -105,6 +109,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     /// C[r, j] = α·(A row r · B row j) + β·C[r, j] for r &lt; rows, j &lt; cols, both rows contiguous over K: four
     /// Vector256 partial sums over k blocks of 32, added in a fixed tree, then the k tail in order.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotColumns(float* a, int lda, float* b, int ldb, int K, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
         for (var r = 0; r < rows; r++)
@@ -134,6 +139,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     }
 
     /// <summary>C = β·C for K = 0 (β = 0 writes zeros without reading C).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScaleTile(float* c, int ldc, int rows, int cols, float beta)
     {
         for (var r = 0; r < rows; r++)
@@ -144,6 +150,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
 
     sealed class Kernel8x32() : GemmMicroKernel(8, 32)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -190,6 +197,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             c60.Store(acc4 + 2 * ldAcc); c61.Store(acc4 + 2 * ldAcc + 16); c70.Store(acc4 + 3 * ldAcc); c71.Store(acc4 + 3 * ldAcc + 16);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
             var c4 = c + 4 * ldc;
@@ -237,6 +245,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             (c60 + Vector512.Load(c4 + 2 * ldc)).Store(c4 + 2 * ldc); (c61 + Vector512.Load(c4 + 2 * ldc + 16)).Store(c4 + 2 * ldc + 16); (c70 + Vector512.Load(c4 + 3 * ldc)).Store(c4 + 3 * ldc); (c71 + Vector512.Load(c4 + 3 * ldc + 16)).Store(c4 + 3 * ldc + 16);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
@@ -261,6 +270,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             c4.Store(acc + 128); c5.Store(acc + 160); c6.Store(acc + 192); c7.Store(acc + 224);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc)
         {
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
@@ -285,6 +295,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
 
     sealed class Kernel6x16() : GemmMicroKernel(6, 16)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -323,6 +334,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             c40.Store(acc3 + ldAcc); c41.Store(acc3 + ldAcc + 8); c50.Store(acc3 + 2 * ldAcc); c51.Store(acc3 + 2 * ldAcc + 8);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
             var c3 = c + 3 * ldc;
@@ -362,6 +374,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             (c40 + Vector256.Load(c3 + ldc)).Store(c3 + ldc); (c41 + Vector256.Load(c3 + ldc + 8)).Store(c3 + ldc + 8); (c50 + Vector256.Load(c3 + 2 * ldc)).Store(c3 + 2 * ldc); (c51 + Vector256.Load(c3 + 2 * ldc + 8)).Store(c3 + 2 * ldc + 8);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateHalf(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc)
         {
             Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
@@ -383,6 +396,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
             c0.Store(acc); c1.Store(acc + 16); c2.Store(acc + 32); c3.Store(acc + 48); c4.Store(acc + 64); c5.Store(acc + 80);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateRow(float* a, nint aK, nint bK, float* b0, float* b1, float* b2, float* b3, int kc, float* acc)
         {
             Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;

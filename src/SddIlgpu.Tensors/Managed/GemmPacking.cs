@@ -1,5 +1,6 @@
 // Packing for ManagedGemm: copies a block of a strided operand into the [k][width] panel order the
 // micro-kernel streams, zero-padding the lanes past the matrix edge (they are computed and discarded).
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -11,6 +12,7 @@ internal static unsafe class GemmPacking
     /// dst[k·width + x] = E(x0 + x, k0 + k) for x &lt; count, 0 for count ≤ x &lt; width, k &lt; kc, where
     /// E(x, k) = src[k·ld + x] when <paramref name="kMajor"/>, else src[x·ld + k].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pack(float* src, int ld, bool kMajor, int x0, int count, int k0, int kc, int width, float* dst)
     {
         if (kMajor)
@@ -24,6 +26,7 @@ internal static unsafe class GemmPacking
     /// p·width + x &lt; rows, 0 past rows up to the last panel's width, k &lt; kc. Each source row is read once
     /// front to back (a stream the prefetcher follows), where panel by panel it would be re-walked once per panel.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackTransposedBlock(float* src, int ld, int rows, int kc, int width, float* dst)
     {
         int full = rows / width, rest = rows - full * width;
@@ -53,6 +56,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>Rows of the source are k: each panel row is a contiguous copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackKMajor(float* src, int ld, int count, int kc, int width, float* dst)
     {
         for (var k = 0; k < kc; k++)
@@ -73,6 +77,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>Rows of the source are x: a transpose, in 8×8 AVX blocks where they fit, the rest element by element.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackXMajor(float* src, int ld, int count, int kc, int width, float* dst)
     {
         int xBlocks = Avx.IsSupported ? count / 8 * 8 : 0, kBlocks = kc / 8 * 8;
@@ -92,6 +97,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>dst[j·ldd + i] = src[i·lds + j] for i, j &lt; 8 (unpack, shuffle, 128-bit permute).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
         Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);

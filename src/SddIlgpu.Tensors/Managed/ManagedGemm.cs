@@ -1,6 +1,10 @@
 // C = α·op(A)·op(B) + β·C for batched strided matrices (Ops/IOps.cs GemmSpec, MatrixLayout), the BLIS
 // scheme: pack a KC-deep block of op(A) into MR-row panels and of op(B) into NR-column panels, then a
-// register-tiled SIMD micro-kernel per MR×NR tile. Each element's k-sum runs in one fixed order.
+// register-tiled SIMD micro-kernel per MR×NR tile. Each element's k-sum runs in one fixed order. The blocking
+// methods, the micro-kernels and the packing are [AggressiveOptimization]: compiled optimised on their first
+// call, never tiered. Under tiered compilation a path a new shape takes first ran unoptimised for ~150 ms, and some
+// processes settled with Tile and APanelOuter still in tier-0 code, 1.4–2.1× slower (docs/perf.md, session 7).
+using System.Runtime.CompilerServices;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -103,6 +107,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>Packs B panels [start, end) of the flattened (matrix, NR-column panel) space, each [K][NR], zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void PackB(in GemmJob job, int start, int end)
     {
         ref readonly var s = ref job.Spec;
@@ -118,6 +123,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>Packs the partial last B panel of matrices [start, end) (B read in place) to PackedB + z·K·NR, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void PackTails(in GemmJob job, int start, int end)
     {
         ref readonly var s = ref job.Spec;
@@ -132,6 +138,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// millisecond or more, measured in baby-gpt's steps) so holds up the join by that much work, not its whole
     /// range. Which thread computes a panel changes none of its bits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void RunPart(in GemmJob job, int worker, int panelsPerMatrix)
     {
         var maxPanels = MC / micro.MR;
@@ -145,6 +152,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>Computes the MR-row panels [start, end) of the flattened (matrix, row panel) space.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void RunPanels(in GemmJob job, int worker, int start, int end, int panelsPerMatrix)
     {
         var packedA = this.packedA[worker].Pointer;
@@ -160,6 +168,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>Rows [i0, i0 + rows) of matrix z over all of N; K in KC blocks (the first applies β, later ones add).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Block(in GemmJob job, int z, int i0, int rows, float* packedA)
     {
         ref readonly var s = ref job.Spec;
@@ -209,6 +218,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// packed once: to one reused (L1-hot) slot when N is one block, else on the first column block to its own
     /// slot of the MC×KC buffer.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void APanelOuter(in BlockView v, float* packedA)
     {
         int mr = micro.MR, nr = micro.NR;
@@ -230,6 +240,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>Short K: the whole packed A block and one B panel stay in L1, so each B panel is read once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void BPanelOuter(in BlockView v, float* packedA)
     {
         int mr = micro.MR, edge = v.Rows % mr != 0 && v.Rows % mr <= mr / 2 ? v.Rows - v.Rows % mr : v.Rows;
@@ -267,6 +278,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// row), as is one of stored Aᵀ with a wide stride that does not alias (the panel's rows contiguous at each k);
     /// any other is packed to <paramref name="dst"/> (or, with <paramref name="pack"/> false, was packed there before).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     float* PanelA(in BlockView v, int ir, float* dst, out nint aK, out nint aR, bool pack = true)
     {
         int mr = micro.MR, count = Math.Min(mr, v.Rows - ir);
@@ -289,6 +301,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     static bool TransposedInPlace(int lda) => lda >= InPlaceTransposedLd && lda % AliasingLd != 0;
 
     /// <summary>Stored Aᵀ that is not read in place: the whole block packed to its panel slots (panel p at p·MR·kc); false otherwise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     bool PackTransposedBlock(in BlockView v, float* packedA)
     {
         if (!v.TransA || TransposedInPlace(v.Lda))
@@ -297,6 +310,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Tile(in BlockView v, int ir, int jr, float* panel, nint aK, nint aR)
     {
         var tail = jr >= v.TailJ;
@@ -310,6 +324,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     /// A narrow M edge (M = 65 = 64 + 1) over columns [j0, j1) from its packed panel, row by row: no FMAs on
     /// padding rows. Each column's k-sum is the same whatever the grouping, so the NC split changes no bits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void EdgeRows(in BlockView v, int ir, float* panel, int j0, int j1)
     {
         var width = GemmMicroKernel.RowPanels * micro.NR;

@@ -1,6 +1,7 @@
 // AdamW over a flat arena on the host (spec §6, torch.optim.AdamW): clip scale from ‖g‖² = gradSumSquares[0],
 // decoupled decay p·(1 − lr·wd·mask), moments, bias-corrected step. Vectorised; the vector and scalar
 // paths do the same float ops, so every element's bits are independent of where it falls.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
@@ -26,6 +27,9 @@ internal sealed class ManagedOptimizer(Device device) : IOptimizerOps
             Update(s, scale, param.HostSpan()[i0..i1], grad.HostSpan()[i0..i1], m.HostSpan()[i0..i1], v.HostSpan()[i0..i1], decayMask.HostSpan()[i0..i1]));
     }
 
+    // Called once per parameter tensor per step: tiered compilation would run it unoptimised, then as on-stack-
+    // replaced or instrumented code, for the first 30+ steps (docs/perf.md, session 7).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Update(in AdamWStep s, float scale, Span<float> p, ReadOnlySpan<float> grad, Span<float> m, Span<float> v, ReadOnlySpan<float> mask)
     {
         ref var rp = ref MemoryMarshal.GetReference(p);

@@ -204,4 +204,29 @@ public sealed class ManagedGemmTests
         CrossCheck([Check.Random(na, 13), Check.Random(nb, 14), Check.Random(nc, 15)],
             (d, t) => d.Ops.Gemm.Gemm(s, t[0], la, t[1], lb, t[2], lc), [2], 1e-5, 1e-4, "gemm");
     }
+
+    /// <summary>
+    /// The GEMM's methods and its micro-kernels are compiled optimised on their first call. Left to tiered compilation,
+    /// a code path a new shape takes first (the partial last panel of 64×176×512) ran unoptimised for its first ~150 ms,
+    /// and some processes settled with Tile and APanelOuter still in tier-0 code: 88–131 µs a call instead of 62
+    /// (docs/perf.md, session 7). Every method of these types that has a body must carry the attribute.
+    /// </summary>
+    [TestCase(typeof(ManagedGemm))]
+    [TestCase(typeof(GemmMicroKernel))]
+    [TestCase(typeof(GemmPacking))]
+    public void GemmCodeSkipsTieredCompilation(Type type)
+    {
+        var flags = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public
+            | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly;
+        var types = new[] { type }.Concat(type.GetNestedTypes(System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)
+            .Where(t => t.IsSubclassOf(type)));
+        var hot = types.SelectMany(t => t.GetMethods(flags))
+            .Where(m => !m.IsAbstract && m.GetMethodBody() is { } body && body.GetILAsByteArray()!.Length > 64 && !m.Name.StartsWith('<')
+                && m.Name is not (nameof(ManagedGemm.Gemm) or "Validate" or "CheckOperand" or "Best" or "Vector256Kernel"))
+            .ToList();
+        Assert.That(hot, Is.Not.Empty);
+        var missing = hot.Where(m => !m.MethodImplementationFlags.HasFlag(System.Reflection.MethodImplAttributes.AggressiveOptimization))
+            .Select(m => $"{m.DeclaringType!.Name}.{m.Name}");
+        Assert.That(missing, Is.Empty);
+    }
 }
