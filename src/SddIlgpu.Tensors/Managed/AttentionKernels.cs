@@ -1,6 +1,7 @@
 // Register-blocked inner loops of ManagedAttention (spec §3 attention): a row of scores x·m_j against a
 // transposed (HS, ldT) matrix, and weighted sums of rows Σ_j c_j·r_j. Both keep their accumulators in
 // vector registers and add the terms in index order with fused multiply-adds (fixed order, same bits).
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -12,6 +13,7 @@ internal static unsafe class AttentionKernels
     /// row[j] = Σ_d x[d]·mT[d·ldT + j] for j &lt; count (d ascending). mT's columns up to ldT (a multiple of 8)
     /// must be readable; only row[0, count) is written.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScoresRow(float* x, int hs, float* mT, int ldT, int count, float* row)
     {
         var j = 0;
@@ -46,6 +48,7 @@ internal static unsafe class AttentionKernels
     /// <summary>
     /// dst[i] (+)= Σ_j c[j·cStride]·rows[j·ldRows + i] for i &lt; width, j ascending from dst (add) or from 0.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void CombineRows(float* c, nint cStride, int count, float* rows, nint ldRows, int width, float* dst, bool add)
     {
         var i = 0;
@@ -88,6 +91,7 @@ internal static unsafe class AttentionKernels
     }
 
     /// <summary>In place: row[j] = softmax(scale·row)[j] over j ≤ t, 0 for t &lt; j &lt; T.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxRow(Span<float> row, int t, float scale)
     {
         var live = row[..(t + 1)];
@@ -106,6 +110,7 @@ internal static unsafe class AttentionKernels
     }
 
     /// <summary>x[i] *= s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scale(Span<float> x, float s)
     {
         var vs = Vector256.Create(s);
@@ -123,6 +128,7 @@ internal static unsafe class AttentionKernels
     /// mT[d·ldT + j] = m[j·ld + d] for j &lt; T, and 0 for T ≤ j &lt; ldT (so full vectors can be read): 8×8 AVX block
     /// transposes where they fit (<see cref="GemmPacking.Transpose8x8"/>), the edges element by element.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose(float* m, nint ld, int T, int hs, float* mT, int ldT)
     {
         int jBlocks = Avx.IsSupported ? T / 8 * 8 : 0, dBlocks = hs / 8 * 8;

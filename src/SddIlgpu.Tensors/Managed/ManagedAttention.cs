@@ -10,6 +10,9 @@
 // micro-kernel (AVX-512 8×32 or AVX2 6×16 tiles, each element's k-sum in one fixed order); key blocks above the
 // causal diagonal are never visited, and inside a block the tiles above it are skipped and the products cut to the
 // causal band. A key block of 256 keys is one online-softmax step for every query of baby-gpt's T = 256.
+// The per-item loops and AttentionKernels are [AggressiveOptimization], as ManagedGemm's are: a profile of the
+// attention bench found CombineRows and ScoresRow still in tier-0 code after its warm-up (docs/perf.md, session 7).
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
@@ -120,6 +123,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     }
 
     /// <summary>Algorithm 1 for the query heads of kv head g in batch b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void ForwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, float* q, float* k, float* v, float* lse, float* ctx, float* buffer)
     {
         int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldKv = s.KVH * HS;
@@ -176,6 +180,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     }
 
     /// <summary>Algorithm 2 for kv head g in batch b: dK, dV of g and dQ of its query heads, each summed here only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void BackwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, in BackwardPointers x, float* ctx, float* buffer)
     {
         int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldQ = s.NH * HS, ldKv = s.KVH * HS, MR = geo.MR, NR = geo.NR;
@@ -262,6 +267,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     /// every query of its rows (key j &gt; r + diag, diag = query block start − key block start) is skipped: those
     /// entries are left as they were and never read.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Scores(in Geometry geo, float* x, float* mT, int diag, int rows, int keys, int hs, float* c)
     {
         int MR = geo.MR, NR = geo.NR;
@@ -272,6 +278,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     }
 
     /// <summary>In place: dS[j] = scale·P[j]·(dS[j] − D) for j &lt; n (dS holds dP on entry).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DSoftmax(float* p, float* dS, int n, float d, float scale)
     {
         var j = 0;
@@ -284,6 +291,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     }
 
     /// <summary>dst (rows, ldDst) = src (count, HS) with row stride ld, zero in columns HS..ldDst and rows count..rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void CopyPadded(float* src, int ld, int count, int hs, float* dst, int ldDst, int rows)
     {
         for (var r = 0; r < count; r++)
@@ -300,6 +308,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     /// dst[i] = src[i] for i &lt; n, in 8-float vectors (a head row is 64 floats: inline copies, not a Memmove call
     /// per row, which cost 10 % of the fused attention's time).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Copy(float* src, float* dst, int n)
     {
         var i = 0;
