@@ -55,6 +55,25 @@ internal static unsafe class GemmPacking
         }
     }
 
+    /// <summary>
+    /// <paramref name="panels"/> full panels of row-major B side by side: dst[p·kc·width + k·width + x] =
+    /// src[k·ld + p·width + x]. Row by row, so each k reads panels·width contiguous floats (a stream the prefetcher
+    /// follows) where panel by panel it would walk every row once per panel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackKMajorPanels(float* src, int ld, int panels, int kc, int width, float* dst)
+    {
+        var panel = (nint)kc * width;
+        for (var k = 0; k < kc; k++)
+        {
+            var s = src + (long)k * ld;
+            var d = dst + (long)k * width;
+            for (var p = 0; p < panels; p++, s += width, d += panel)
+                for (var x = 0; x + 8 <= width; x += 8)
+                    Vector256.Store(Vector256.Load(s + x), d + x);
+        }
+    }
+
     /// <summary>Rows of the source are k: each panel row is a contiguous copy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackKMajor(float* src, int ld, int count, int kc, int width, float* dst)

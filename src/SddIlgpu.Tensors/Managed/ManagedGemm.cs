@@ -112,13 +112,25 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     {
         ref readonly var s = ref job.Spec;
         int nr = micro.NR, K = s.K;
-        for (var u = start; u < end; u++)
+        for (var u = start; u < end;)
         {
-            int z = u / job.PanelsB, j0 = u % job.PanelsB * nr;
+            int z = u / job.PanelsB, p0 = u % job.PanelsB, j0 = p0 * nr;
             var b = job.B + Offset(job.Lb, z, s.BatchInner);
             var dst = job.PackedB + (long)u * K * nr;
+            if (!s.TransB)
+            {
+                // Row-major B: this matrix's full panels in the range row by row, one contiguous read per k.
+                var full = Math.Min(end - u, Math.Min(job.PanelsB - p0, (s.N - j0) / nr));
+                if (full > 1)
+                {
+                    GemmPacking.PackKMajorPanels(b + j0, job.Lb.Ld, full, K, nr, dst);
+                    u += full;
+                    continue;
+                }
+            }
             var cols = Math.Min(nr, s.N - j0);
             GemmPacking.Pack(b, job.Lb.Ld, !s.TransB, j0, cols, 0, K, nr, dst);
+            u++;
         }
     }
 

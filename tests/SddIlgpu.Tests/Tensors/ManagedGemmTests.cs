@@ -28,6 +28,8 @@ public sealed class ManagedGemmTests
     [TestCase(19, 80, 37, false, true, 0f)]  // x·Wᵀ, a half-width edge panel
     [TestCase(17, 40, 600, true, false, 1f)]
     [TestCase(65, 128, 300, true, false, 1f)]   // dYᵀ·X at vocab 65: packed Aᵀ panels, one-row M edge, B in place
+    [TestCase(200, 100, 700, false, false, 1f)] // dY·W with B packed: full panels row by row, then a 4-column edge panel
+    [TestCase(200, 100, 700, true, false, 1f)]  // dYᵀ·X with B packed
     [TestCase(67, 160, 40, true, false, 1f)]    // three-row M edge over 4 + 1 panels, B in place
     [TestCase(70, 40, 33, true, false, 0f)]     // six-row M edge (full tile), packed B with a partial panel
     [TestCase(3, 50, 20, true, true, 0.5f)]     // M < tile: row kernel over a partial packed panel group
