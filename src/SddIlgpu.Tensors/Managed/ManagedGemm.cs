@@ -156,7 +156,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         var maxPanels = MC / micro.MR;
         var steal = Math.Max(1, maxPanels / 3);
         if (ranges.StartNext() is var own and >= 0)
-            while (ranges.TakeFront(own, maxPanels, out var start, out var end))
+            while (ranges.TakeFront(own, maxPanels, steal, out var start, out var end))
                 RunPanels(job, worker, start, end, panelsPerMatrix);
         for (var r = 0; r < ranges.Count; r++)
             while (ranges.TakeBack(r, steal, out var start, out var end))
@@ -435,15 +435,21 @@ internal sealed class PanelRanges(int capacity)
         return r < count ? r : -1;
     }
 
-    /// <summary>Takes up to <paramref name="panels"/> panels from the front of range r; false once it is empty.</summary>
-    public bool TakeFront(int r, int panels, out int start, out int end)
+    /// <summary>
+    /// Takes up to <paramref name="panels"/> panels from the front of range r, or, once fewer than twice that are
+    /// left, half of what is left but at least <paramref name="tail"/>: the owner's last claims shrink, so a worker
+    /// that has run out finds panels to take from the back instead of waiting for a whole block. False once empty.
+    /// </summary>
+    public bool TakeFront(int r, int panels, int tail, out int start, out int end)
     {
         ref var word = ref words[(r + 1) * Stride];
         while (true)
         {
             var seen = Volatile.Read(ref word);
             var (front, back) = Unpack(seen);
-            (start, end) = (front, Math.Min(back, front + panels));
+            var left = back - front;
+            var take = left < 2 * panels ? Math.Max(tail, (left + 1) / 2) : panels;
+            (start, end) = (front, Math.Min(back, front + take));
             if (start >= end)
                 return false;
             if (Interlocked.CompareExchange(ref word, Pack(end, back), seen) == seen)

@@ -122,7 +122,7 @@ public sealed class ManagedGemmTests
             Parallel.For(0, 4, worker =>
             {
                 if (ranged.StartNext() is var own and >= 0)
-                    while (ranged.TakeFront(own, 12, out var start, out var end))
+                    while (ranged.TakeFront(own, 12, 4, out var start, out var end))
                         Claim(start, end);
                 for (var r = 0; r < ranged.Count; r++)
                     while (ranged.TakeBack(r, 1 + worker, out var start, out var end))
