@@ -22,9 +22,10 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
-    /// A whole block of stored Aᵀ to its panels: dst[p·kc·width + k·width + x] = src[k·ld + p·width + x] for
-    /// p·width + x &lt; rows, 0 past rows up to the last panel's width, k &lt; kc. Each source row is read once
-    /// front to back (a stream the prefetcher follows), where panel by panel it would be re-walked once per panel.
+    /// A block whose source rows are k (stored Aᵀ, or row-major B) to width-wide panels side by side:
+    /// dst[p·kc·width + k·width + x] = src[k·ld + p·width + x] for p·width + x &lt; rows, 0 past rows up to the last
+    /// panel's width, k &lt; kc. Each source row is read once front to back (a stream the prefetcher follows), where
+    /// panel by panel it would be re-walked once per panel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackTransposedBlock(float* src, int ld, int rows, int kc, int width, float* dst)
@@ -36,10 +37,11 @@ internal static unsafe class GemmPacking
             var s = src + (long)k * ld;
             var d = dst + (long)k * width;
             var p = 0;
-            if (width == 8)
+            if (width % 8 == 0)
             {
                 for (; p < full; p++)
-                    Vector256.Store(Vector256.Load(s + p * 8), d + p * panel);
+                    for (var x = 0; x < width; x += 8)
+                        Vector256.Store(Vector256.Load(s + p * width + x), d + p * panel + x);
             }
             for (; p < full; p++)
                 for (var x = 0; x < width; x++)
@@ -52,25 +54,6 @@ internal static unsafe class GemmPacking
                 for (var x = rest; x < width; x++)
                     dp[x] = 0f;
             }
-        }
-    }
-
-    /// <summary>
-    /// <paramref name="panels"/> full panels of row-major B side by side: dst[p·kc·width + k·width + x] =
-    /// src[k·ld + p·width + x]. Row by row, so each k reads panels·width contiguous floats (a stream the prefetcher
-    /// follows) where panel by panel it would walk every row once per panel.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackKMajorPanels(float* src, int ld, int panels, int kc, int width, float* dst)
-    {
-        var panel = (nint)kc * width;
-        for (var k = 0; k < kc; k++)
-        {
-            var s = src + (long)k * ld;
-            var d = dst + (long)k * width;
-            for (var p = 0; p < panels; p++, s += width, d += panel)
-                for (var x = 0; x + 8 <= width; x += 8)
-                    Vector256.Store(Vector256.Load(s + x), d + x);
         }
     }
 

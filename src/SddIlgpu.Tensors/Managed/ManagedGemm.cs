@@ -123,7 +123,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
                 var full = Math.Min(end - u, Math.Min(job.PanelsB - p0, (s.N - j0) / nr));
                 if (full > 1)
                 {
-                    GemmPacking.PackKMajorPanels(b + j0, job.Lb.Ld, full, K, nr, dst);
+                    GemmPacking.PackTransposedBlock(b + j0, job.Lb.Ld, full * nr, K, nr, dst);
                     u += full;
                     continue;
                 }
@@ -145,8 +145,8 @@ internal sealed unsafe class ManagedGemm : IGemmOps
     }
 
     /// <summary>
-    /// One worker's share: the next unstarted range from its start in MC blocks, then a third of a block at a time
-    /// from the end of any range still running. A worker that starts late (its vCPU descheduled by the host for a
+    /// One worker's share: the next unstarted range from its start in MC blocks (smaller ones near its end), then a
+    /// third of a block at a time from the end of any range still running. A worker that starts late (its vCPU descheduled by the host for a
     /// millisecond or more, measured in baby-gpt's steps) so holds up the join by that much work, not its whole
     /// range. Which thread computes a panel changes none of its bits.
     /// </summary>
