@@ -44,6 +44,57 @@ public sealed class ManagedOpsTests
         Assert.That(ManagedSimd.Exp(float.PositiveInfinity), Is.EqualTo(float.PositiveInfinity));
     }
 
+    /// <summary>
+    /// The 16-lane exp, sigmoid and shifted-exp sum (AVX-512) give the 8-lane version's bits on every element, whatever
+    /// the length (16-lane body, 8-lane rest, padded tail): training bits do not depend on the vector width the
+    /// hardware offers. The references run each 8-element block through the 8-lane exp and add the blocks in order.
+    /// </summary>
+    [TestCase(1)]
+    [TestCase(16)]
+    [TestCase(27)]
+    [TestCase(256)]
+    [TestCase(1031)]
+    public void WideExpPathsMatchTheEightLaneExpBitForBit(int n)
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+            Assert.Ignore("no AVX-512 here: only the 8-lane path runs");
+        var rng = new System.Random(n);
+        var x = Enumerable.Range(0, n).Select(i => i % 97 == 5 ? -90f : (float)(rng.NextDouble() * 40 - 30)).ToArray();
+        if (n > 3)
+            (x[1], x[2], x[3]) = (float.NaN, 0f, 89.5f);
+        var lanes = Enumerable.Range(0, 400).Select(i => -88f + i * 0.44f).ToArray();
+        var wide = new float[lanes.Length];
+        for (var i = 0; i + 16 <= lanes.Length; i += 16)
+            System.Runtime.Intrinsics.Vector512.CopyTo(ManagedSimd.ExpVector(System.Runtime.Intrinsics.Vector512.Create<float>(lanes.AsSpan(i, 16))), wide.AsSpan(i, 16));
+        for (var i = 0; i < lanes.Length; i++)
+            Assert.That(BitConverter.SingleToInt32Bits(wide[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(ManagedSimd.Exp(lanes[i]))), $"exp lane {i} (x = {lanes[i]})");
+
+        var sig = new float[n];
+        ManagedSimd.Sigmoid(x, sig);
+        var shift = 2.5f;
+        var e = new float[n];
+        ManagedSimd.ExpShifted(x, shift, e);
+        for (var i = 0; i < n; i++)
+        {
+            Assert.That(BitConverter.SingleToInt32Bits(sig[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(1f / (1f + ManagedSimd.Exp(-x[i])))), $"sigmoid {i} (x = {x[i]})");
+            Assert.That(BitConverter.SingleToInt32Bits(e[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(ManagedSimd.Exp(x[i] - shift))), $"exp(x - shift) {i}");
+        }
+
+        // The sum, on finite inputs of one scale (a NaN would hide any order, and terms that vanish beside the largest
+        // would hide most): 8-lane blocks added in order, then the tail.
+        var finite = x.Select(_ => (float)(rng.NextDouble() * 8 - 4)).ToArray();
+        var sum = ManagedSimd.ExpShifted(finite, shift, e);
+        var acc = System.Runtime.Intrinsics.Vector256<float>.Zero;
+        var whole = n / 8 * 8;
+        for (var i = 0; i < whole; i += 8)
+            acc += ManagedSimd.ExpVector(System.Runtime.Intrinsics.Vector256.Create<float>(finite.AsSpan(i, 8)) - System.Runtime.Intrinsics.Vector256.Create(shift));
+        var want = System.Runtime.Intrinsics.Vector256.Sum(acc);
+        for (var i = whole; i < n; i++)
+            want += ManagedSimd.Exp(finite[i] - shift);
+        Assert.That(float.IsFinite(want), Is.True);
+        Assert.That(BitConverter.SingleToInt32Bits(sum), Is.EqualTo(BitConverter.SingleToInt32Bits(want)), "the sum adds 8-lane blocks in order, then the tail");
+    }
+
     static (double[] Y, double[] Rstd, double[] DX, double[] DGain) NormReference(float[] x, float[]? gain, float[] dY, float[] dGain0, int gs)
     {
         int groups = x.Length / gs;
