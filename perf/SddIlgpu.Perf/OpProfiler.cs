@@ -27,11 +27,11 @@ internal sealed class OpTimes
     }
 
     /// <summary>One GEMM call, keyed by its shape (M×N×K, transposes, β, batch count).</summary>
-    public void AddGemm(in GemmSpec g, double seconds)
+    public void AddGemm(in GemmSpec g, double seconds, string group = "")
     {
         if (!Enabled)
             return;
-        var key = $"{g.M}x{g.N}x{g.K} {(g.TransA ? 'T' : 'N')}{(g.TransB ? 'T' : 'N')} b{g.Beta:0.#} x{g.BatchCount}";
+        var key = $"{g.M}x{g.N}x{g.K} {(g.TransA ? 'T' : 'N')}{(g.TransB ? 'T' : 'N')} b{g.Beta:0.#} x{g.BatchCount}{group}";
         var (s, c, f) = gemms.GetValueOrDefault(key);
         gemms[key] = (s + seconds, c + 1, f + 2.0 * g.M * g.N * g.K * g.BatchCount);
     }
@@ -99,7 +99,9 @@ public class TimingProxy<T> : DispatchProxy
         {
             var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             times.Add($"{family}.{targetMethod!.Name}", seconds, (double)(WorkerPool.JoinWaitTicks - w0) / Stopwatch.Frequency);
-            if (args is [GemmSpec spec, ..])
+            if (args is [GemmSpec grouped, IReadOnlyList<GemmMember> members, ..])
+                times.AddGemm(grouped with { M = members.Sum(m => m.M) }, seconds, $" ({string.Join('+', members.Select(m => m.M))})");
+            else if (args is [GemmSpec spec, ..])
                 times.AddGemm(spec, seconds);
             else if (args is [AttentionShape shape, ..] && targetMethod.Name is "Forward" or "Backward")
                 times.AddAttention(shape, targetMethod.Name == "Forward" ? 2 : 4);

@@ -130,10 +130,9 @@ public sealed class CausalSelfAttention
             qNorm.Backward(dQ, qLin!, dQ);
             kNorm!.Backward(dK, kLin!, dK);
         }
-        // Every weight gradient, then every input gradient: h and the fresh dQ, dK, dV are read while in cache.
-        projV.BackwardWeight(dV, h);
-        projK.BackwardWeight(dK, h);
-        projQ.BackwardWeight(dQ, h);
+        // Every weight gradient (one grouped GEMM: h is packed once), then every input gradient: h and the fresh dQ,
+        // dK, dV are read while in cache.
+        Linear.BackwardWeights(h, projV.WeightGradient(dV), projK.WeightGradient(dK), projQ.WeightGradient(dQ));
         projV.BackwardInput(dV, dH, accumulate: false);
         projK.BackwardInput(dK, dH, accumulate: true);
         projQ.BackwardInput(dQ, dH, accumulate: true);

@@ -56,6 +56,30 @@ public sealed class Linear
     public void BackwardWeight(Tensor dY, in MatrixLayout ldY, Tensor x) =>
         ops.Gemm.Gemm(new GemmSpec(Out, In, Rows(x), TransA: true, Beta: 1f), dY, ldY, x, new MatrixLayout(In), Weight.Grad, new MatrixLayout(In));
 
+    /// <summary>
+    /// <see cref="BackwardWeight"/> of linears that read the same x (R, In): q, k and v; up and gate. One grouped GEMM
+    /// (<see cref="IGemmOps.GemmSharedB"/>) prepares x once for every dW += dYᵀ·x (the managed GEMM packs it once
+    /// instead of once per projection); each dW gets the bits its own BackwardWeight gives.
+    /// </summary>
+    /// <exception cref="ArgumentException">The linears differ in In or in their ops, or x is not whole rows of In.</exception>
+    public static void BackwardWeights(Tensor x, params (Linear Linear, Tensor DY, MatrixLayout LdY)[] group)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(group);
+        if (group.Length == 0)
+            return;
+        var first = group[0].Linear;
+        var members = new GemmMember[group.Length];
+        for (var g = 0; g < group.Length; g++)
+        {
+            var (linear, dY, ldY) = group[g];
+            if (linear.In != first.In || linear.ops != first.ops)
+                throw new ArgumentException($"{linear.Weight.Name} cannot share a weight-gradient GEMM with {first.Weight.Name}: inputs {linear.In} and {first.In}, or another device.");
+            members[g] = new GemmMember(linear.Out, dY, ldY, linear.Weight.Grad, new MatrixLayout(linear.In));
+        }
+        first.ops.Gemm.GemmSharedB(new GemmSpec(0, first.In, first.Rows(x), TransA: true, Beta: 1f), members, x, new MatrixLayout(first.In));
+    }
+
     /// <summary>The second half of Backward: dX (R, In) = dY·W, overwritten or (<paramref name="accumulate"/>) added.</summary>
     public void BackwardInput(Tensor dY, in MatrixLayout ldY, Tensor dX, bool accumulate)
     {

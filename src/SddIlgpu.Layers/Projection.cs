@@ -45,6 +45,13 @@ internal sealed class Projection
             plain!.BackwardWeight(dY, new MatrixLayout(plain.Out), x);
     }
 
+    /// <summary>
+    /// What <see cref="BackwardWeight"/> does before its GEMM (an SDD layer's norm backward), then that GEMM's operands,
+    /// for <see cref="Linear.BackwardWeights"/> to run with the other projections of the same input.
+    /// </summary>
+    public (Linear Linear, Tensor DY, MatrixLayout LdY) WeightGradient(Tensor dY) =>
+        sdd is not null ? (sdd.Linear, sdd.BackwardNorm(dY), new MatrixLayout(sdd.Linear.Out)) : (plain!, dY, new MatrixLayout(plain!.Out));
+
     /// <summary>dX from the same dY as the last <see cref="BackwardWeight"/> (the SDD layer reuses its dZ).</summary>
     public void BackwardInput(Tensor dY, Tensor dX, bool accumulate)
     {

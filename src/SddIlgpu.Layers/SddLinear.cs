@@ -55,10 +55,17 @@ public sealed class SddLinear
     }
 
     /// <summary>The first half of Backward: dZ = norm backward of dY (dα accumulated), dV += dZᵀ·x.</summary>
-    public void BackwardWeight(Tensor dY, Tensor x)
+    public void BackwardWeight(Tensor dY, Tensor x) => Linear.BackwardWeight(BackwardNorm(dY), new MatrixLayout(Linear.Out), x);
+
+    /// <summary>
+    /// The part of <see cref="BackwardWeight"/> before the weight gradient: dZ (R, Out) from dY through the norm, α's
+    /// gradient accumulated. Returns dZ, the dY of the weight-gradient GEMM (for <see cref="Linear.BackwardWeights"/>),
+    /// which <see cref="BackwardInput"/> then reads.
+    /// </summary>
+    public Tensor BackwardNorm(Tensor dY)
     {
         Norm.Backward(dY, z, dZ);
-        Linear.BackwardWeight(dZ, new MatrixLayout(Linear.Out), x);
+        return dZ;
     }
 
     /// <summary>The second half: dX = dZ·V from the dZ of the last <see cref="BackwardWeight"/>.</summary>

@@ -117,18 +117,18 @@ public sealed class SwiGluFfn
         if (upSdd is not null)
         {
             ops.Activation.SplitLast(dUpGate, dUp!, dGate!);
-            upSdd.BackwardWeight(dUp!, h);
-            gateSdd!.BackwardWeight(dGate!, h);
+            Linear.BackwardWeights(h, (upSdd.Linear, upSdd.BackwardNorm(dUp!), new MatrixLayout(f)),
+                (gateSdd!.Linear, gateSdd.BackwardNorm(dGate!), new MatrixLayout(f)));
             upSdd.BackwardInput(dH, accumulate: false);
             gateSdd.BackwardInput(dH, accumulate: true);
             return;
         }
         if (fusedNorm is null)
             upGateNorm?.Backward(dUpGate, upGateLin!, dUpGate);
-        // Both weight gradients, then both input gradients: h and dUpGate are read while in cache.
-        up!.BackwardWeight(dUpGate, new MatrixLayout(2 * f), h);
-        gate!.BackwardWeight(dUpGate, new MatrixLayout(2 * f, Offset: f), h);
-        up.BackwardInput(dUpGate, new MatrixLayout(2 * f), dH, accumulate: false);
-        gate.BackwardInput(dUpGate, new MatrixLayout(2 * f, Offset: f), dH, accumulate: true);
+        // Both weight gradients (one grouped GEMM: h is packed once), then both input gradients: h and dUpGate are read
+        // while in cache.
+        Linear.BackwardWeights(h, (up!, dUpGate, new MatrixLayout(2 * f)), (gate!, dUpGate, new MatrixLayout(2 * f, Offset: f)));
+        up!.BackwardInput(dUpGate, new MatrixLayout(2 * f), dH, accumulate: false);
+        gate!.BackwardInput(dUpGate, new MatrixLayout(2 * f, Offset: f), dH, accumulate: true);
     }
 }

@@ -67,28 +67,86 @@ internal sealed unsafe class ManagedGemm : IGemmOps
         device.Counters.CountLaunch();
         if (spec.M == 0 || spec.N == 0)
             return;
+        var job = Job(spec, a, la, b, lb, c, lc, BInPlace(spec, lb));
+        PackB(job);
+        Run(job);
+        // The job holds raw pointers only: keep the arenas (whose finalizers free that memory) alive until it is done.
+        GC.KeepAlive(a);
+        GC.KeepAlive(b);
+        GC.KeepAlive(c);
+    }
+
+    /// <summary>
+    /// B packed once for the whole group (when any member would pack it alone), then each member's panels as
+    /// <see cref="Gemm"/> runs them: a member's C gets the same bits either way, since a panel's values and k order do
+    /// not depend on where B is read from. One launch per member, as the per-member calls count.
+    /// </summary>
+    public void GemmSharedB(in GemmSpec spec, IReadOnlyList<GemmMember> members, Tensor b, in MatrixLayout lb)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        device.ThrowIfDisposed();
+        var inPlace = true;
+        foreach (var m in members)
+        {
+            Validate(spec with { M = m.M }, m.A, m.La, b, lb, m.C, m.Lc);
+            if (m.M > 0 && !BInPlace(spec with { M = m.M }, lb))
+                inPlace = false;
+        }
+        var packed = false;
+        foreach (var m in members)
+        {
+            device.Counters.CountLaunch();
+            if (m.M == 0 || spec.N == 0)
+                continue;
+            var job = Job(spec with { M = m.M }, m.A, m.La, b, lb, m.C, m.Lc, inPlace);
+            if (!packed)
+                PackB(job);
+            packed = true;
+            Run(job);
+            GC.KeepAlive(m.A);
+            GC.KeepAlive(m.C);
+        }
+        GC.KeepAlive(b);
+    }
+
+    /// <summary>The call's pointers and sizes, with packed B grown to fit it; B read in place or packed as <paramref name="bInPlace"/> says.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    GemmJob Job(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc, bool bInPlace)
+    {
         var panelsB = (spec.N + micro.NR - 1) / micro.NR;
         var packedLength = (long)spec.BatchCount * panelsB * micro.NR * spec.K;
         if (packedLength > packedB.Length)
             packedB = new PinnedBuffer(checked((int)Math.Max(packedLength, 2L * packedB.Length))); // grows once to the largest call
-        var job = new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB);
-        // Packing is weighted as 8 flops a float: even a small B (176×64) is packed by both workers, which keeps the
-        // helper hot for the compute that follows instead of idling (and sleeping) through a serial pack. B read in
-        // place has only its partial last panel (N = 344 = 10·32 + 24) packed, to [z][K][NR] at the same offsets.
-        if (spec.K > 0 && !BInPlace(spec, lb))
-            ManagedSimd.For(spec.BatchCount * panelsB, parts, 8L * spec.K * micro.NR, (start, end) => PackB(job, start, end));
+        return new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packedB.Pointer, panelsB, bInPlace);
+    }
+
+    /// <summary>
+    /// Packs B: every panel, or (read in place) only the partial last panel. Packing is weighted as 8 flops a float:
+    /// even a small B (176×64) is packed by both workers, which keeps the helper hot for the compute that follows
+    /// instead of idling (and sleeping) through a serial pack. B read in place has only its partial last panel (N =
+    /// 344 = 10·32 + 24) packed, to [z][K][NR] at the same offsets.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void PackB(GemmJob job)
+    {
+        ref readonly var spec = ref job.Spec;
+        if (spec.K > 0 && !job.BInPlace)
+            ManagedSimd.For(spec.BatchCount * job.PanelsB, parts, 8L * spec.K * micro.NR, (start, end) => PackB(job, start, end));
         else if (spec.K > 0 && spec.N % micro.NR != 0)
             ManagedSimd.For(spec.BatchCount, parts, 8L * spec.K * micro.NR, (start, end) => PackTails(job, start, end));
+    }
+
+    /// <summary>Every MR-row panel of C, split into row ranges that idle workers steal from (<see cref="RunPart"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void Run(GemmJob job)
+    {
+        ref readonly var spec = ref job.Spec;
         var panelsPerMatrix = (spec.M + micro.MR - 1) / micro.MR;
         var panels = panelsPerMatrix * spec.BatchCount;
         var flopsPerPanel = 2L * micro.MR * spec.N * Math.Max(1, spec.K);
         var split = Math.Clamp(parts, 1, panels);
         ranges.Reset(panels, split);
         ManagedSimd.ForChunks(panels, split, flopsPerPanel / 32, (worker, _, _) => RunPart(job, worker, panelsPerMatrix));
-        // The job holds raw pointers only: keep the arenas (whose finalizers free that memory) alive until it is done.
-        GC.KeepAlive(a);
-        GC.KeepAlive(b);
-        GC.KeepAlive(c);
     }
 
     /// <summary>
@@ -202,7 +260,7 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             nTiles = s.N - s.N % nr;
             GemmMicroKernel.DotColumns(a + (long)i0 * lda, lda, b + (long)nTiles * job.Lb.Ld, job.Lb.Ld, s.K, c + nTiles, ldc, rows, s.N - nTiles, s.Alpha, s.Beta);
         }
-        var inPlaceB = BInPlace(s, job.Lb);
+        var inPlaceB = job.BInPlace;
         nint bK = inPlaceB ? job.Lb.Ld : nr, panelStride = inPlaceB ? nr : (nint)s.K * nr;
         // In place, the partial last panel comes from its packed copy ([K][NR] at matrix z's slot).
         var tailJ = inPlaceB && s.N % nr != 0 ? s.N - s.N % nr : int.MaxValue;
@@ -383,12 +441,15 @@ internal sealed unsafe class ManagedGemm : IGemmOps
 
 /// <summary>Raw pointers and sizes of one Gemm call (a struct so the parallel body allocates nothing for it).</summary>
 internal readonly unsafe struct GemmJob(GemmSpec spec, float* a, MatrixLayout la, float* b, MatrixLayout lb, float* c, MatrixLayout lc,
-    float* packedB, int panelsB)
+    float* packedB, int panelsB, bool bInPlace)
 {
     public readonly GemmSpec Spec = spec;
     public readonly float* A = a, B = b, C = c, PackedB = packedB;
     public readonly MatrixLayout La = la, Lb = lb, Lc = lc;
     public readonly int PanelsB = panelsB;
+
+    /// <summary>Row-major B read where it lies (only a partial last panel packed), else every panel packed.</summary>
+    public readonly bool BInPlace = bInPlace;
 }
 
 /// <summary>

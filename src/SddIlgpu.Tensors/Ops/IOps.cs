@@ -22,10 +22,31 @@ public readonly record struct GemmSpec(
     public int BatchCount => BatchOuter * BatchInner;
 }
 
+/// <summary>
+/// One member of a group of products that share their B operand (<see cref="IGemmOps.GemmSharedB"/>): op(A) is
+/// (<paramref name="M"/>, K), C is (M, N), laid out as in <see cref="IGemmOps.Gemm"/>.
+/// </summary>
+public sealed record GemmMember(int M, Tensor A, MatrixLayout La, Tensor C, MatrixLayout Lc);
+
 /// <summary>Matrix products.</summary>
 public interface IGemmOps
 {
     void Gemm(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, Tensor c, in MatrixLayout lc);
+
+    /// <summary>
+    /// For each member g in order: C_g = Alpha·op(A_g)·op(B) + Beta·C_g with <paramref name="spec"/>'s N, K, transposes,
+    /// α, β and batch and the member's M (spec.M is not read). This is a grouped GEMM whose members read one B: the
+    /// weight gradients dW += dYᵀ·X of projections that share their input X (q, k and v; up and gate). Each C_g gets
+    /// the bits of the equivalent <see cref="Gemm"/> call; a back end may prepare B once for the whole group (the
+    /// managed GEMM packs it once), which is all this call adds. No C_g may overlap B or another member's A or C.
+    /// </summary>
+    /// <exception cref="ArgumentException">A member's operand does not fit its tensor (as <see cref="Gemm"/>).</exception>
+    void GemmSharedB(in GemmSpec spec, IReadOnlyList<GemmMember> members, Tensor b, in MatrixLayout lb)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        foreach (var m in members)
+            Gemm(spec with { M = m.M }, m.A, m.La, b, lb, m.C, m.Lc);
+    }
 }
 
 /// <summary>RMS normalisation over groups of the last axis.</summary>

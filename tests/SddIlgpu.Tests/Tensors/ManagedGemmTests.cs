@@ -67,6 +67,52 @@ public sealed class ManagedGemmTests
         Check.Close(got[2], Reference(s, a, la, b, lb, c, lc), 1e-5, 1e-4, $"gemm {s} lda {lda}");
     }
 
+    /// <summary>
+    /// A grouped GEMM over one shared B gives every member the bits of its own Gemm call, one launch each, and matches
+    /// float64; on ilgpu-cpu the interface's default (a Gemm per member) agrees. Members: M = 200 alone would pack B, 65
+    /// would read it in place, and two halves of one A as up and gate are (lda 2F, offset F); N = 230 has a partial
+    /// last panel. The x·Wᵀ form shares a transposed B.
+    /// </summary>
+    [TestCase(true, 230, 300)]  // dW += dYᵀ·X: mixed in-place and packed members, B packed once
+    [TestCase(true, 344, 96)]   // every member would read B in place (K·ldb ≤ 64 Ki floats): only the tail packed
+    [TestCase(false, 230, 300)] // y = x·Wᵀ over a shared W (transposed B)
+    public void SharedBGivesEachMemberTheBitsOfItsOwnCall(bool weightGradient, int n, int k)
+    {
+        var spec = weightGradient ? new GemmSpec(0, n, k, TransA: true, Beta: 1f) : new GemmSpec(0, n, k, TransB: true, Alpha: 0.5f);
+        (int M, int Ld, int Offset)[] shape = [(200, 200, 0), (65, 65, 0), (88, 176, 0), (88, 176, 88)];
+        MatrixLayout lb = new(weightGradient ? n : k);
+        // Inputs: B, then per member its A (the last two share one tensor) and its C.
+        var inputs = new List<float[]> { Check.Random(k * n, 40) };
+        foreach (var (m, ld, offset) in shape.Take(3))
+            inputs.Add(Check.Random(weightGradient ? k * ld : m * k, 41 + m));
+        foreach (var (m, _, _) in shape)
+            inputs.Add(Check.Random(m * n, 50 + m));
+        MatrixLayout La(int g) => weightGradient ? new(shape[g].Ld, Offset: shape[g].Offset) : new(k);
+        int ATensor(int g) => 1 + Math.Min(g, 2);
+        GemmMember[] Members(SddIlgpu.Tensors.Tensor[] t) =>
+            [.. Enumerable.Range(0, shape.Length).Select(g => new GemmMember(shape[g].M, t[ATensor(g)], La(g), t[4 + g], new MatrixLayout(n)))];
+        float[][] all = [.. inputs];
+
+        var separate = Run(Cpu, all, t =>
+        {
+            foreach (var m in Members(t))
+                Cpu.Ops.Gemm.Gemm(spec with { M = m.M }, m.A, m.La, t[0], lb, m.C, m.Lc);
+        });
+        var launches = 0L;
+        var grouped = Run(Cpu, all, t => launches = Launches(Cpu, () => Cpu.Ops.Gemm.GemmSharedB(spec, Members(t), t[0], lb)));
+        Assert.That(launches, Is.EqualTo(shape.Length), "one launch per member");
+        var kernels = TestDevices.Get("ilgpu-cpu");
+        var viaDefault = Run(kernels, all, t => kernels.Ops.Gemm.GemmSharedB(spec, Members(t), t[0], lb));
+        for (var g = 0; g < shape.Length; g++)
+        {
+            Check.BitIdentical(grouped[4 + g], separate[4 + g], $"member {g} (M = {shape[g].M}): grouped vs its own call");
+            var s = spec with { M = shape[g].M };
+            var want = Reference(s, all[ATensor(g)], La(g), all[0], lb, all[4 + g], new MatrixLayout(n));
+            Check.Close(grouped[4 + g], want, 1e-5, 1e-4, $"member {g} vs float64");
+            Check.Close(viaDefault[4 + g], want, 1e-5, 1e-4, $"member {g} on ilgpu-cpu (the interface's default)");
+        }
+    }
+
     /// <summary>The same bits whether a call runs as one, two or three row ranges (with panels stolen between them): no sum depends on the split.</summary>
     [TestCase(65, 344, 300, 65, false)]
     [TestCase(176, 600, 270, 352, false)]
@@ -227,7 +273,7 @@ public sealed class ManagedGemmTests
             .Where(t => t.IsSubclassOf(type)));
         var hot = types.SelectMany(t => t.GetMethods(flags))
             .Where(m => !m.IsAbstract && m.GetMethodBody() is { } body && body.GetILAsByteArray()!.Length > 64 && !m.Name.StartsWith('<')
-                && m.Name is not ("Gemm" or "Forward" or "Backward" or "Validate" or "CheckOperand" or "Check" or "Best" or "Vector256Kernel"))
+                && m.Name is not ("Gemm" or "GemmSharedB" or "Forward" or "Backward" or "Validate" or "CheckOperand" or "Check" or "Best" or "Vector256Kernel"))
             .ToList();
         Assert.That(hot, Is.Not.Empty);
         var missing = hot.Where(m => !m.MethodImplementationFlags.HasFlag(System.Reflection.MethodImplAttributes.AggressiveOptimization))
