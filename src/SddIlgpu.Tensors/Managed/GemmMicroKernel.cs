@@ -5,6 +5,7 @@
 // caller's matrix or a packed panel.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SddIlgpu.Tensors.Managed;
 
@@ -148,11 +149,33 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
     }
 
 
+    /// <summary>
+    /// Asks for the lines of a rows × width tile of C before the k-loop that ends by reading it: a weight gradient's C
+    /// was last touched a step ago and comes from memory, and loading it only after the loop stalled each tile's first
+    /// k-block on those misses (issue 14, session 8). Changes no value.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchTile(float* c, nint ldc, int rows, int width)
+    {
+        if (!Sse.IsSupported)
+            return;
+        for (var r = 0; r < rows; r++)
+        {
+            var row = c + r * ldc;
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + width / 2);
+            Sse.Prefetch0(row + width - 1);
+        }
+    }
+
     sealed class Kernel8x32() : GemmMicroKernel(8, 32)
     {
+        const int MRows = 8, NCols = 32;
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
+            PrefetchTile(acc, ldAcc, MRows, NCols);
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
             Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
             nint r1 = aR, r2 = 2 * aR, r3 = 3 * aR;
@@ -200,6 +223,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
+            PrefetchTile(c, ldc, MRows, NCols);
             var c4 = c + 4 * ldc;
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
             Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
@@ -295,9 +319,12 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
 
     sealed class Kernel6x16() : GemmMicroKernel(6, 16)
     {
+        const int MRows = 6, NCols = 16;
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void Accumulate(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* acc, nint ldAcc)
         {
+            PrefetchTile(acc, ldAcc, MRows, NCols);
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             nint r1 = aR, r2 = 2 * aR;
@@ -337,6 +364,7 @@ internal abstract unsafe class GemmMicroKernel(int mr, int nr)
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void AccumulateInto(float* a, nint aK, nint aR, float* b, nint bK, int kc, float* c, nint ldc)
         {
+            PrefetchTile(c, ldc, MRows, NCols);
             var c3 = c + 3 * ldc;
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
             Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
