@@ -171,6 +171,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 }
                 for (var r = 0; r < valid; r++)
                 {
+                    AttentionKernels.PrefetchRow(ctx + Row(b, i0 + r + AttentionKernels.PrefetchRows, h, s.NH, T, HS), HS);
                     var inv = 1f / l[r];
                     float* src = o + r * HSn, dst = ctx + Row(b, i0 + r, h, s.NH, T, HS);
                     ManagedElementwise.ScaleRange(new ReadOnlySpan<float>(src, HS), inv, new Span<float>(dst, HS));
@@ -196,8 +197,12 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
         {
             var rowsOf = (long)(b * s.NH + h) * T;
             for (var t = 0; t < T; t++)
+            {
+                AttentionKernels.PrefetchRow(x.DCtx + Row(b, t + AttentionKernels.PrefetchRows, h, s.NH, T, HS), HS);
+                AttentionKernels.PrefetchRow(ctx + Row(b, t + AttentionKernels.PrefetchRows, h, s.NH, T, HS), HS);
                 x.Scratch[rowsOf + t] = ManagedSimd.Dot(new ReadOnlySpan<float>(x.DCtx + Row(b, t, h, s.NH, T, HS), HS),
                     new ReadOnlySpan<float>(ctx + Row(b, t, h, s.NH, T, HS), HS)); // D, FA-2 Algorithm 2 line 4
+            }
             for (var i0 = 0; i0 < T; i0 += QueryBlock)
             {
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
@@ -251,11 +256,16 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                     }
                 }
                 for (var r = 0; r < valid; r++)
+                {
+                    AttentionKernels.PrefetchRow(x.DQ + Row(b, i0 + r + AttentionKernels.PrefetchRows, h, s.NH, T, HS), HS);
                     Copy(dQacc + r * HSn, x.DQ + Row(b, i0 + r, h, s.NH, T, HS), HS);
+                }
             }
         }
         for (var j = 0; j < T; j++)
         {
+            AttentionKernels.PrefetchRow(x.DK + Row(b, j + AttentionKernels.PrefetchRows, g, s.KVH, T, HS), HS);
+            AttentionKernels.PrefetchRow(x.DV + Row(b, j + AttentionKernels.PrefetchRows, g, s.KVH, T, HS), HS);
             Copy(dKacc + (long)j * HSn, x.DK + Row(b, j, g, s.KVH, T, HS), HS);
             Copy(dVacc + (long)j * HSn, x.DV + Row(b, j, g, s.KVH, T, HS), HS);
         }
@@ -296,6 +306,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
     {
         for (var r = 0; r < count; r++)
         {
+            AttentionKernels.PrefetchRow(src + (long)(r + AttentionKernels.PrefetchRows) * ld, hs);
             var row = dst + (long)r * ldDst;
             Copy(src + (long)r * ld, row, hs);
             for (var j = hs; j < ldDst; j++)
