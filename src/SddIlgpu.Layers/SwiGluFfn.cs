@@ -96,8 +96,8 @@ public sealed class SwiGluFfn
             up!.Forward(h, target, new MatrixLayout(2 * f));
             gate!.Forward(h, target, new MatrixLayout(2 * f, Offset: f));
         }
-        if (fusedNorm is { } fused)
-            fused.NormSwiGluForward(upGateLin!, upGateNorm!.Gain?.Value, upGate, upGateNorm.Rstd, s, upGateNorm.Eps);
+        if (fusedNorm is { } fused) // [up | gate] normalised row by row and not stored: the fused backward recomputes it
+            fused.NormSwiGluForward(upGateLin!, upGateNorm!.Gain?.Value, null, upGateNorm.Rstd, s, upGateNorm.Eps);
         else
         {
             upGateNorm?.Forward(upGateLin!, upGate);

@@ -13,20 +13,24 @@ internal sealed class ManagedFusedFfn(Device device) : IFusedFfnOps
 {
     float[] partials = new float[2048];
 
-    public void NormSwiGluForward(Tensor z, Tensor? gain, Tensor upGate, Tensor rstd, Tensor s, float eps)
+    public void NormSwiGluForward(Tensor z, Tensor? gain, Tensor? upGate, Tensor rstd, Tensor s, float eps)
     {
-        var (rows, f) = Check(z, gain, rstd, upGate, s, "NormSwiGluForward");
+        var (rows, f) = Check(z, gain, rstd, upGate ?? z, s, "NormSwiGluForward");
         ManagedSimd.Rows(rows, 3L * 2 * f, (r0, r1) =>
         {
             ReadOnlySpan<float> zs = z.HostSpan(), gs = gain is null ? default : gain.HostSpan();
-            Span<float> ug = upGate.HostSpan(), ss = s.HostSpan(), rs = rstd.HostSpan();
+            Span<float> ss = s.HostSpan(), rs = rstd.HostSpan();
+            var ug = upGate is null ? default : upGate.HostSpan();
             Span<float> sig = stackalloc float[ManagedActivation.Chunk];
+            var rented = upGate is null ? ArrayPool<float>.Shared.Rent(2 * f) : null;
             for (var r = r0; r < r1; r++)
             {
-                var row = ug.Slice(r * 2 * f, 2 * f);
+                var row = rented is null ? ug.Slice(r * 2 * f, 2 * f) : rented.AsSpan(0, 2 * f); // not stored: one L1-hot row
                 rs[r] = ManagedNorm.ForwardGroup(zs.Slice(r * 2 * f, 2 * f), gs, eps, row);
                 ManagedActivation.SwiGluRow(row, ss.Slice(r * f, f), sig);
             }
+            if (rented is not null)
+                ArrayPool<float>.Shared.Return(rented);
         });
     }
 
@@ -68,7 +72,7 @@ internal sealed class ManagedFusedFfn(Device device) : IFusedFfnOps
             ManagedNorm.AddPartials(dGain!.HostSpan(), part, chunks);
     }
 
-    /// <summary>z and upGate (R, 2F), s or dS (R, F), rstd (R), gain (2F); returns (R, F).</summary>
+    /// <summary>z and upGate (R, 2F; z again when upGate is not stored), s or dS (R, F), rstd (R), gain (2F); returns (R, F).</summary>
     (int Rows, int F) Check(Tensor z, Tensor? gain, Tensor rstd, Tensor upGate, Tensor s, string op)
     {
         var (rows, f) = ManagedActivation.Split(upGate, s, op);

@@ -170,9 +170,11 @@ public interface IFusedFfnOps
 {
     /// <summary>
     /// upGate (R, 2F) = gain ⊙ z·rstd with rstd (R) = 1/sqrt(mean(z², row) + eps) over each whole row of z (R, 2F),
-    /// then s (R, F) = up ⊙ silu(gate) from upGate. gain (2F) may be null.
+    /// then s (R, F) = up ⊙ silu(gate) from upGate. gain (2F) may be null. upGate may be null: the normalised rows are
+    /// then formed one at a time and not stored (<see cref="SwiGluNormBackward"/> recomputes them), which saves a
+    /// write of R·2F floats (8 MiB per layer at baby-gpt's size).
     /// </summary>
-    void NormSwiGluForward(Tensor z, Tensor? gain, Tensor upGate, Tensor rstd, Tensor s, float eps);
+    void NormSwiGluForward(Tensor z, Tensor? gain, Tensor? upGate, Tensor rstd, Tensor s, float eps);
 
     /// <summary>
     /// dUpGate (R, 2F) = SwiGLU backward of dS (R, F) at [up | gate] = gain ⊙ z·rstd (recomputed from z and the

@@ -140,7 +140,7 @@ public sealed class ManagedOpsTests
     /// <summary>
     /// The fused sdd-code FFN ops give the separate norm-then-SwiGLU and SwiGLU-then-norm results bit for bit: rows
     /// across two dGain chunks (130 = 2·64 + 2), F off the vector width and off the σ batch (37, 300), with and
-    /// without a gain; dGain accumulates onto what it held.
+    /// without a gain; dGain accumulates onto what it held. The forward without a stored upGate gives the same results.
     /// </summary>
     [TestCase(130, 37, true)]
     [TestCase(5, 300, true)]
@@ -166,6 +166,16 @@ public sealed class ManagedOpsTests
         });
         foreach (var (i, name) in new[] { (2, "upGate"), (3, "rstd"), (4, "s"), (6, "dUpGate"), (7, "dGain") })
             Check.BitIdentical(one[i], two[i], $"fused vs separate {name}");
+        // Without a stored upGate (what the layer does): the same rstd, s, dUpGate and dGain, and nothing written there.
+        var unstored = Run(Cpu, Inputs(), t =>
+        {
+            var (zt, dug) = (t[0].Reshape((rows, 2 * f)), t[6].Reshape((rows, 2 * f)));
+            fused.NormSwiGluForward(zt, withGain ? t[1] : null, null, t[3], t[4].Reshape((rows, f)), Eps);
+            fused.SwiGluNormBackward(t[5].Reshape((rows, f)), zt, withGain ? t[1] : null, t[3], dug, withGain ? t[7] : null);
+        });
+        foreach (var (i, name) in new[] { (3, "rstd"), (4, "s"), (6, "dUpGate"), (7, "dGain") })
+            Check.BitIdentical(unstored[i], one[i], $"upGate not stored: {name}");
+        Assert.That(unstored[2], Is.All.EqualTo(0f), "upGate's buffer is not written");
         if (withGain)
             Assert.That(one[7], Is.Not.EqualTo(dGain), "dGain accumulates the norm's gain gradient");
         else
