@@ -147,10 +147,16 @@ internal static class CpuBench
     {
         using var run = new StepRunner(device, preset, batch, ops);
         var config = run.Config;
-        var times = Samples(steps, warmup, run.Step, afterWarmup).Order().ToArray();
+        var stepsRun = 0;
+        var times = Samples(steps, warmup, () =>
+        {
+            run.Step();
+            stepsRun++;
+        }, afterWarmup).Order().ToArray();
         var median = times[times.Length / 2];
+        // The warm-up runs until the JIT settles, so its count (and the loss after all steps) varies between processes.
         Console.WriteLine($"step {preset} B={batch} T={config.SeqLen} on {device.Name}: median {median * 1e3:F2} ms/step, {run.Tokens / median:F0} tokens/s " +
-            $"(min {times[0] * 1e3:F2} ms, max {times[^1] * 1e3:F2} ms, {steps} steps after {warmup} warm-up, loss {run.Loss:F3})");
+            $"(min {times[0] * 1e3:F2} ms, max {times[^1] * 1e3:F2} ms, {steps} steps after {stepsRun - steps} warm-up, loss {run.Loss:F3} after step {stepsRun})");
         return median;
     }
 
