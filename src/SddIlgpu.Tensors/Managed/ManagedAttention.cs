@@ -6,7 +6,12 @@
 // (query block, key block) P = exp(S − L) recomputed, dV += Pᵀ·dCtx, dP = dCtx·vᵀ, dS = P ⊙ (dP − D)/√HS,
 // dQ += dS·k, dK += dSᵀ·q. Work is split by (batch, kv head): one item owns every query head of its group, so dQ,
 // dK and dV are each summed by one thread in one fixed order (query head, then query block, then key block): no
-// atomics, and the results do not depend on the number of workers. Every product runs on ManagedGemm's register
+// atomics, and the results do not depend on the number of workers. The 1/√HS scale rides on the transposed keys
+// (S = q·(k/√HS)ᵀ, in the forward and in the backward's recompute alike), so q, k, v and dCtx are read where they
+// lie (rows one (B, T, H·HS) stride apart) and dQ, dK, dV are summed where they lie: no head-row copies in or out,
+// which were a fifth of the fused attention's samples (perf.md, issue 14 session 10). A head size that does not
+// fill whole NR-column tiles, or a last query block whose MR-row tiles would read past the tensor, takes zero-padded
+// copies instead; the products' k orders are the same either way. Every product runs on ManagedGemm's register
 // micro-kernel (AVX-512 8×32 or AVX2 6×16 tiles, each element's k-sum in one fixed order); key blocks above the
 // causal diagonal are never visited, and inside a block the tiles above it are skipped and the products cut to the
 // causal band. A key block of 256 keys is one online-softmax step for every query of baby-gpt's T = 256.
@@ -97,14 +102,19 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
 
     /// <summary>
     /// Padded sizes of one call. Transposed k and v (HS, LdT): keys to whole 16-float vectors plus one cache line, so
-    /// the HS rows a tile walks do not share a few L1 sets. Head rows (HSn): HS to whole NR-column tiles. Score rows
-    /// (LdS): a key block plus MR columns (a transposed tile reads MR of them), plus a line. Query blocks get MR
-    /// spare rows, which a tile reads past the last one.
+    /// the HS rows a tile walks do not share a few L1 sets. Copied head rows (HSn): HS to whole NR-column tiles. Score
+    /// rows (LdS): a key block plus MR columns (a transposed tile reads MR of them), plus a line. Copied query blocks
+    /// get MR spare rows, which a tile reads past the last one.
     /// </summary>
     readonly struct Geometry
     {
         public readonly int LdT, HSn, LdS, Rows, MR, NR;
+
+        /// <summary>HS fills whole NR-column tiles, so head rows can be a product's B operand where they lie.</summary>
+        public readonly bool WholeTiles;
+
         readonly int hs;
+        readonly long tokens;
 
         public Geometry(in AttentionShape s, GemmMicroKernel micro)
         {
@@ -113,34 +123,41 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             HSn = (s.HS + NR - 1) / NR * NR;
             LdS = (KeyBlock + MR + 15) / 16 * 16 + 16;
             Rows = QueryBlock + MR;
+            WholeTiles = s.HS % NR == 0;
+            tokens = (long)s.B * s.T;
         }
 
-        /// <summary>kT (HS, LdT), vP (LdT, HSn), qB and O (Rows, HSn), S (Rows, LdS), m, ℓ (QueryBlock).</summary>
+        /// <summary>
+        /// Whether the <paramref name="valid"/> rows from token (b, t0) can be an A operand where they lie: the last
+        /// MR-row tile reads up to MR − 1 rows past them (its results discarded), which must still be inside the tensor.
+        /// </summary>
+        public bool RowsInside(int b, int T, int t0, int valid) => (long)b * T + t0 + (valid + MR - 1) / MR * MR <= tokens;
+
+        /// <summary>kT (HS, LdT), vP (LdT, HSn), qB and O (Rows, HSn), S (Rows, LdS), m, ℓ (QueryBlock); vP and qB serve the copy path only.</summary>
         public long ForwardScratch => (long)hs * LdT + (long)LdT * HSn + 2L * Rows * HSn + (long)Rows * LdS + 2 * QueryBlock;
 
-        /// <summary>kT, vT (HS, LdT), kP, dKacc, dVacc (LdT, HSn), qB, dOB, dQacc (Rows, HSn), P, dS (Rows, LdS), L, D (QueryBlock), q/√HS (Rows, HSn).</summary>
-        public long BackwardScratch => 2L * hs * LdT + 3L * LdT * HSn + 4L * Rows * HSn + 2L * Rows * LdS + 2 * QueryBlock;
+        /// <summary>kT, vT (HS, LdT), kP (LdT, HSn), qB, dOB (Rows, HSn), P, dS (Rows, LdS), L, D (QueryBlock); kP, qB and dOB serve the copy path only.</summary>
+        public long BackwardScratch => 2L * hs * LdT + (long)LdT * HSn + 2L * Rows * HSn + 2L * Rows * LdS + 2 * QueryBlock;
     }
 
     /// <summary>Algorithm 1 for the query heads of kv head g in batch b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void ForwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, float* q, float* k, float* v, float* lse, float* ctx, float* buffer)
     {
-        int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldKv = s.KVH * HS;
+        int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldQ = s.NH * HS, ldKv = s.KVH * HS;
         float* kT = buffer, vP = kT + (long)HS * ldT, qB = vP + (long)ldT * HSn, o = qB + geo.Rows * HSn, sc = o + geo.Rows * HSn,
             m = sc + (long)geo.Rows * ldS, l = m + QueryBlock;
-        AttentionKernels.Transpose(k + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, kT, ldT);
-        CopyPadded(v + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vP, HSn, ldT);
+        TransposeScaled(s, k + Row(b, 0, g, s.KVH, T, HS), ldKv, kT, ldT); // S = q·(k/√HS)ᵀ, as the backward recomputes it
+        var vRows = Operand(v + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vP, HSn, ldT, geo.WholeTiles, out var ldV);
         for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
             for (var i0 = 0; i0 < T; i0 += QueryBlock)
             {
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
-                CopyPadded(q + Row(b, i0, h, s.NH, T, HS), s.NH * HS, valid, HS, qB, HSn, geo.Rows);
-                AttentionKernels.Scale(new Span<float>(qB, valid * HSn), s.Scale); // S = (q/√HS)·kᵀ, as the backward recomputes it
+                var qRows = Operand(q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows, geo.RowsInside(b, T, i0, valid), out var ldQB);
                 for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
                     var keys = Math.Min(KeyBlock, keysEnd - s0);
-                    Scores(geo, qB, kT + s0, i0 - s0, valid, keys, HS, sc);
+                    Scores(geo, qRows, ldQB, kT + s0, i0 - s0, valid, keys, HS, sc);
                     for (var r = 0; r < valid; r++)
                     {
                         var row = new Span<float>(sc + (long)r * ldS, ldS);
@@ -165,7 +182,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                     {
                         int rows = Math.Min(geo.MR, valid - r0), kc = Math.Min(keys, i0 + r0 + rows - s0);
                         for (var c0 = 0; c0 < HS; c0 += geo.NR)
-                            micro.Run(sc + (long)r0 * ldS, 1, ldS, vP + (long)s0 * HSn + c0, HSn, kc, o + r0 * HSn + c0, HSn,
+                            micro.Run(sc + (long)r0 * ldS, 1, ldS, vRows + (long)s0 * ldV + c0, ldV, kc, o + r0 * HSn + c0, HSn,
                                 rows, Math.Min(geo.NR, HS - c0), 1f, s0 == 0 ? 0f : 1f);
                     }
                 }
@@ -180,19 +197,31 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             }
     }
 
-    /// <summary>Algorithm 2 for kv head g in batch b: dK, dV of g and dQ of its query heads, each summed here only.</summary>
+    /// <summary>
+    /// Algorithm 2 for kv head g in batch b: dK, dV of g and dQ of its query heads, each summed where it lies and here
+    /// only. A key row group's first product (query head g·Rep, the query block holding its keys) writes its dK and dV
+    /// tiles and later ones add (or all add to cleared rows, see firstWrites); a query block's first key block writes
+    /// its dQ rows, later ones add.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void BackwardKvHead(in AttentionShape s, in Geometry geo, int b, int g, in BackwardPointers x, float* ctx, float* buffer)
     {
         int T = s.T, HS = s.HS, HSn = geo.HSn, ldT = geo.LdT, ldS = geo.LdS, ldQ = s.NH * HS, ldKv = s.KVH * HS, MR = geo.MR, NR = geo.NR;
-        float* kT = buffer, vT = kT + (long)HS * ldT, kP = vT + (long)HS * ldT, dKacc = kP + (long)ldT * HSn, dVacc = dKacc + (long)ldT * HSn,
-            qB = dVacc + (long)ldT * HSn, dOB = qB + geo.Rows * HSn, dQacc = dOB + geo.Rows * HSn, p = dQacc + geo.Rows * HSn,
-            dS = p + (long)geo.Rows * ldS, lRow = dS + (long)geo.Rows * ldS, dRow = lRow + QueryBlock, qS = dRow + QueryBlock;
-        float* kHead = x.K + Row(b, 0, g, s.KVH, T, HS);
-        AttentionKernels.Transpose(kHead, ldKv, T, HS, kT, ldT);
+        float* kT = buffer, vT = kT + (long)HS * ldT, kP = vT + (long)HS * ldT, qB = kP + (long)ldT * HSn, dOB = qB + geo.Rows * HSn,
+            p = dOB + geo.Rows * HSn, dS = p + (long)geo.Rows * ldS, lRow = dS + (long)geo.Rows * ldS, dRow = lRow + QueryBlock;
+        float* kHead = x.K + Row(b, 0, g, s.KVH, T, HS), dK = x.DK + Row(b, 0, g, s.KVH, T, HS), dV = x.DV + Row(b, 0, g, s.KVH, T, HS);
+        TransposeScaled(s, kHead, ldKv, kT, ldT);
         AttentionKernels.Transpose(x.V + Row(b, 0, g, s.KVH, T, HS), ldKv, T, HS, vT, ldT);
-        CopyPadded(kHead, ldKv, T, HS, kP, HSn, ldT);
-        new Span<float>(dKacc, 2 * ldT * HSn).Clear(); // dKacc and dVacc are adjacent
+        var kRows = Operand(kHead, ldKv, T, HS, kP, HSn, ldT, geo.WholeTiles, out var ldK);
+        // A key row group lies in one query block when MR divides the block (8 does 64): its first product can write
+        // it. A group that straddles two (the 6-row AVX2 tiles) gets rows from both, so dK and dV start cleared instead.
+        var firstWrites = QueryBlock % MR == 0;
+        if (!firstWrites)
+            for (var j = 0; j < T; j++)
+            {
+                new Span<float>(dK + (long)j * ldKv, HS).Clear();
+                new Span<float>(dV + (long)j * ldKv, HS).Clear();
+            }
         for (var h = g * s.Rep; h < (g + 1) * s.Rep; h++)
         {
             var rowsOf = (long)(b * s.NH + h) * T;
@@ -206,10 +235,11 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             for (var i0 = 0; i0 < T; i0 += QueryBlock)
             {
                 int valid = Math.Min(QueryBlock, T - i0), keysEnd = i0 + valid;
-                CopyPadded(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows);
-                CopyPadded(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSn, geo.Rows);
-                // The forward's scaled q, so P is recomputed from the same S bits.
-                ManagedElementwise.ScaleRange(new ReadOnlySpan<float>(qB, geo.Rows * HSn), s.Scale, new Span<float>(qS, geo.Rows * HSn));
+                // q and dO are each an A operand (of S, dP) and a B operand (of dK, dV).
+                var inPlace = geo.WholeTiles && geo.RowsInside(b, T, i0, valid);
+                var qRows = Operand(x.Q + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, qB, HSn, geo.Rows, inPlace, out var ldQB);
+                var dORows = Operand(x.DCtx + Row(b, i0, h, s.NH, T, HS), ldQ, valid, HS, dOB, HSn, geo.Rows, inPlace, out var ldOB);
+                var dQ = x.DQ + Row(b, i0, h, s.NH, T, HS);
                 for (var r = 0; r < valid; r++)
                 {
                     lRow[r] = x.Saved[rowsOf + i0 + r];
@@ -218,8 +248,8 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                 for (var s0 = 0; s0 < keysEnd; s0 += KeyBlock)
                 {
                     var keys = Math.Min(KeyBlock, keysEnd - s0);
-                    Scores(geo, qS, kT + s0, i0 - s0, valid, keys, HS, p);
-                    Scores(geo, dOB, vT + s0, i0 - s0, valid, keys, HS, dS);
+                    Scores(geo, qRows, ldQB, kT + s0, i0 - s0, valid, keys, HS, p); // the forward's S, bit for bit
+                    Scores(geo, dORows, ldOB, vT + s0, i0 - s0, valid, keys, HS, dS);
                     for (var r = 0; r < valid; r++)
                     {
                         var pr = new Span<float>(p + (long)r * ldS, ldS);
@@ -231,19 +261,20 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                         pr[count..].Clear();
                         dr[count..].Clear();
                     }
-                    // dV += Pᵀ·dO and dK += dSᵀ·q: rows are the block's keys, k the queries at or after each key group.
+                    // dV (+)= Pᵀ·dO and dK (+)= dSᵀ·q: rows are the block's keys, k the queries at or after each key group.
                     for (var j0 = 0; j0 < keys; j0 += MR)
                     {
                         int rStart = Math.Max(0, s0 + j0 - i0), kc = valid - rStart, rows = Math.Min(MR, keys - j0);
                         if (kc <= 0)
                             break;
+                        var beta = firstWrites && h == g * s.Rep && s0 + j0 >= i0 ? 0f : 1f; // the group's first product
                         for (var c0 = 0; c0 < HS; c0 += NR)
                         {
                             var cols = Math.Min(NR, HS - c0);
-                            micro.Run(p + (long)rStart * ldS + j0, ldS, 1, dOB + rStart * HSn + c0, HSn, kc, dVacc + (long)(s0 + j0) * HSn + c0, HSn,
-                                rows, cols, 1f, 1f);
-                            micro.Run(dS + (long)rStart * ldS + j0, ldS, 1, qB + rStart * HSn + c0, HSn, kc, dKacc + (long)(s0 + j0) * HSn + c0, HSn,
-                                rows, cols, 1f, 1f);
+                            micro.Run(p + (long)rStart * ldS + j0, ldS, 1, dORows + (long)rStart * ldOB + c0, ldOB, kc, dV + (long)(s0 + j0) * ldKv + c0, ldKv,
+                                rows, cols, 1f, beta);
+                            micro.Run(dS + (long)rStart * ldS + j0, ldS, 1, qRows + (long)rStart * ldQB + c0, ldQB, kc, dK + (long)(s0 + j0) * ldKv + c0, ldKv,
+                                rows, cols, 1f, beta);
                         }
                     }
                     // dQ (+)= dS·k, each row group cut to its causal band.
@@ -251,39 +282,52 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                     {
                         int rows = Math.Min(MR, valid - r0), kc = Math.Min(keys, i0 + r0 + rows - s0);
                         for (var c0 = 0; c0 < HS; c0 += NR)
-                            micro.Run(dS + (long)r0 * ldS, 1, ldS, kP + (long)s0 * HSn + c0, HSn, kc, dQacc + r0 * HSn + c0, HSn,
+                            micro.Run(dS + (long)r0 * ldS, 1, ldS, kRows + (long)s0 * ldK + c0, ldK, kc, dQ + (long)r0 * ldQ + c0, ldQ,
                                 rows, Math.Min(NR, HS - c0), 1f, s0 == 0 ? 0f : 1f);
                     }
                 }
-                for (var r = 0; r < valid; r++)
-                {
-                    AttentionKernels.PrefetchRow(x.DQ + Row(b, i0 + r + AttentionKernels.PrefetchRows, h, s.NH, T, HS), HS);
-                    Copy(dQacc + r * HSn, x.DQ + Row(b, i0 + r, h, s.NH, T, HS), HS);
-                }
             }
-        }
-        for (var j = 0; j < T; j++)
-        {
-            AttentionKernels.PrefetchRow(x.DK + Row(b, j + AttentionKernels.PrefetchRows, g, s.KVH, T, HS), HS);
-            AttentionKernels.PrefetchRow(x.DV + Row(b, j + AttentionKernels.PrefetchRows, g, s.KVH, T, HS), HS);
-            Copy(dKacc + (long)j * HSn, x.DK + Row(b, j, g, s.KVH, T, HS), HS);
-            Copy(dVacc + (long)j * HSn, x.DV + Row(b, j, g, s.KVH, T, HS), HS);
         }
     }
 
+    /// <summary>kT (HS, ldT) = (k/√HS)ᵀ for the T keys of one head (row stride ld), zero past T.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TransposeScaled(in AttentionShape s, float* k, int ld, float* kT, int ldT)
+    {
+        AttentionKernels.Transpose(k, ld, s.T, s.HS, kT, ldT);
+        AttentionKernels.Scale(new Span<float>(kT, s.HS * ldT), s.Scale);
+    }
+
     /// <summary>
-    /// c[r·LdS + j] = Σ_{d &lt; HS} x[r·HSn + d]·mT[d·LdT + j] for r &lt; rows and j &lt; keys, in micro-kernel tiles
+    /// Rows [0, count) of a head (row stride ld) as a product's operand, with its row stride: where they lie when
+    /// <paramref name="inPlace"/>, else copied to dst (row stride ldDst, zero-padded to <paramref name="rows"/> rows).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float* Operand(float* src, int ld, int count, int hs, float* dst, int ldDst, int rows, bool inPlace, out int ldOut)
+    {
+        if (inPlace)
+        {
+            ldOut = ld;
+            return src;
+        }
+        CopyPadded(src, ld, count, hs, dst, ldDst, rows);
+        ldOut = ldDst;
+        return dst;
+    }
+
+    /// <summary>
+    /// c[r·LdS + j] = Σ_{d &lt; HS} x[r·ldx + d]·mT[d·LdT + j] for r &lt; rows and j &lt; keys, in micro-kernel tiles
     /// (column tiles outer, so one mT panel stays in L1 across the row groups). A tile whose every key lies after
     /// every query of its rows (key j &gt; r + diag, diag = query block start − key block start) is skipped: those
     /// entries are left as they were and never read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void Scores(in Geometry geo, float* x, float* mT, int diag, int rows, int keys, int hs, float* c)
+    void Scores(in Geometry geo, float* x, int ldx, float* mT, int diag, int rows, int keys, int hs, float* c)
     {
         int MR = geo.MR, NR = geo.NR;
         for (var c0 = 0; c0 < keys; c0 += NR)
             for (var r0 = Math.Max(0, c0 - diag) / MR * MR; r0 < rows; r0 += MR)
-                micro.Run(x + r0 * geo.HSn, 1, geo.HSn, mT + c0, geo.LdT, hs, c + (long)r0 * geo.LdS + c0, geo.LdS,
+                micro.Run(x + (long)r0 * ldx, 1, ldx, mT + c0, geo.LdT, hs, c + (long)r0 * geo.LdS + c0, geo.LdS,
                     Math.Min(MR, rows - r0), Math.Min(NR, keys - c0), 1f, 0f);
     }
 
