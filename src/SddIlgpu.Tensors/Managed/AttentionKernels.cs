@@ -109,6 +109,92 @@ internal static unsafe class AttentionKernels
         row[(t + 1)..].Clear();
     }
 
+    /// <summary>
+    /// Lanes of an 8-float block at <paramref name="j"/> that lie before <paramref name="count"/> (all-ones), the
+    /// rest zero: a score row's causal cut as a vector mask.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Live(int j, int count) =>
+        Vector256.LessThan(Vector256.Create(j) + Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count)).AsSingle();
+
+    /// <summary>max of row[0, count), count ≥ 1, in whole 8-float blocks (lanes past count ignored).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float RowMax(float* row, int count)
+    {
+        var ninf = Vector256.Create(float.NegativeInfinity);
+        var acc = ninf;
+        var j = 0;
+        for (; j + 8 <= count; j += 8)
+            acc = Vector256.Max(acc, Vector256.Load(row + j));
+        if (j < count)
+            acc = Vector256.Max(acc, Vector256.ConditionalSelect(Live(j, count), Vector256.Load(row + j), ninf));
+        var m = acc.GetElement(0);
+        for (var l = 1; l < 8; l++)
+            m = MathF.Max(m, acc.GetElement(l));
+        return m;
+    }
+
+    /// <summary>
+    /// One online-softmax row (FA-2 Algorithm 1): row[j] = exp(row[j] − shift) for j &lt; count, 0 for count ≤ j &lt;
+    /// <paramref name="zeroTo"/> (the row must be readable and writable to zeroTo rounded up to 8); returns Σ_{j &lt; count}
+    /// row[j], summed 8 lanes at a time in order. Whole 8-float blocks, the last one masked, so a short causal row pays
+    /// no scalar tail; lanes past count never reach the exp (they may hold anything).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float ExpRow(float* row, int count, float shift, int zeroTo)
+    {
+        var vs = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        var j = 0;
+        for (; j + 8 <= count; j += 8)
+        {
+            var e = ManagedSimd.ExpVector(Vector256.Load(row + j) - vs);
+            e.Store(row + j);
+            acc += e;
+        }
+        if (j < count)
+        {
+            var live = Live(j, count);
+            var e = live & ManagedSimd.ExpVector((live & Vector256.Load(row + j)) - (live & vs));
+            e.Store(row + j);
+            acc += e;
+            j += 8;
+        }
+        for (; j < zeroTo; j += 8)
+            Vector256<float>.Zero.Store(row + j);
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>
+    /// One backward row (FA-2 Algorithm 2): p[j] = exp(p[j] − lse) and dS[j] = scale·p[j]·(dS[j] − d) (dS holds dP on
+    /// entry) for j &lt; count; both 0 for count ≤ j &lt; <paramref name="zeroTo"/>. Whole 8-float blocks as <see cref="ExpRow"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxBackwardRow(float* p, float* dS, int count, float lse, float d, float scale, int zeroTo)
+    {
+        Vector256<float> vl = Vector256.Create(lse), vd = Vector256.Create(d), vscale = Vector256.Create(scale);
+        var j = 0;
+        for (; j + 8 <= count; j += 8)
+        {
+            var e = ManagedSimd.ExpVector(Vector256.Load(p + j) - vl);
+            e.Store(p + j);
+            (vscale * e * (Vector256.Load(dS + j) - vd)).Store(dS + j);
+        }
+        if (j < count)
+        {
+            var live = Live(j, count);
+            var e = live & ManagedSimd.ExpVector((live & Vector256.Load(p + j)) - (live & vl));
+            e.Store(p + j);
+            (live & (vscale * e * (Vector256.Load(dS + j) - vd))).Store(dS + j);
+            j += 8;
+        }
+        for (; j < zeroTo; j += 8)
+        {
+            Vector256<float>.Zero.Store(p + j);
+            Vector256<float>.Zero.Store(dS + j);
+        }
+    }
+
     /// <summary>x[i] *= s.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scale(Span<float> x, float s)

@@ -160,10 +160,9 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                     Scores(geo, qRows, ldQB, kT + s0, i0 - s0, valid, keys, HS, sc);
                     for (var r = 0; r < valid; r++)
                     {
-                        var row = new Span<float>(sc + (long)r * ldS, ldS);
+                        var row = sc + (long)r * ldS;
                         var count = Math.Min(keys, i0 + r + 1 - s0); // ≥ 1: key blocks start at multiples of 256, query blocks of 64
-                        var live = row[..count];
-                        var mNew = ManagedSimd.Max(live);
+                        var mNew = AttentionKernels.RowMax(row, count);
                         if (s0 > 0)
                         {
                             mNew = Math.Max(mNew, m[r]);
@@ -174,8 +173,7 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                         else
                             l[r] = 0f;
                         m[r] = mNew;
-                        l[r] += ManagedSimd.ExpShifted(live, mNew, live);
-                        row[count..].Clear();
+                        l[r] += AttentionKernels.ExpRow(row, count, mNew, keys); // P·v reads keys [count, kc) of the row: zeros
                     }
                     // O (+)= P·v over the block's keys, each row group cut to its causal band.
                     for (var r0 = 0; r0 < valid; r0 += geo.MR)
@@ -250,17 +248,9 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
                     var keys = Math.Min(KeyBlock, keysEnd - s0);
                     Scores(geo, qRows, ldQB, kT + s0, i0 - s0, valid, keys, HS, p); // the forward's S, bit for bit
                     Scores(geo, dORows, ldOB, vT + s0, i0 - s0, valid, keys, HS, dS);
-                    for (var r = 0; r < valid; r++)
-                    {
-                        var pr = new Span<float>(p + (long)r * ldS, ldS);
-                        var dr = new Span<float>(dS + (long)r * ldS, ldS);
-                        var count = Math.Min(keys, i0 + r + 1 - s0);
-                        var live = pr[..count];
-                        ManagedSimd.ExpShifted(live, lRow[r], live);
-                        DSoftmax(p + (long)r * ldS, dS + (long)r * ldS, count, dRow[r], s.Scale);
-                        pr[count..].Clear();
-                        dr[count..].Clear();
-                    }
+                    for (var r = 0; r < valid; r++) // the products below read keys [count, keys) of a row: zeros
+                        AttentionKernels.SoftmaxBackwardRow(p + (long)r * ldS, dS + (long)r * ldS, Math.Min(keys, i0 + r + 1 - s0),
+                            lRow[r], dRow[r], s.Scale, keys);
                     // dV (+)= Pᵀ·dO and dK (+)= dSᵀ·q: rows are the block's keys, k the queries at or after each key group.
                     for (var j0 = 0; j0 < keys; j0 += MR)
                     {
@@ -329,19 +319,6 @@ internal sealed unsafe class ManagedAttention : IAttentionOps
             for (var r0 = Math.Max(0, c0 - diag) / MR * MR; r0 < rows; r0 += MR)
                 micro.Run(x + (long)r0 * ldx, 1, ldx, mT + c0, geo.LdT, hs, c + (long)r0 * geo.LdS + c0, geo.LdS,
                     Math.Min(MR, rows - r0), Math.Min(NR, keys - c0), 1f, 0f);
-    }
-
-    /// <summary>In place: dS[j] = scale·P[j]·(dS[j] − D) for j &lt; n (dS holds dP on entry).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void DSoftmax(float* p, float* dS, int n, float d, float scale)
-    {
-        var j = 0;
-        var vd = Vector256.Create(d);
-        var vscale = Vector256.Create(scale);
-        for (; j + 8 <= n; j += 8)
-            (vscale * Vector256.Load(p + j) * (Vector256.Load(dS + j) - vd)).Store(dS + j);
-        for (; j < n; j++)
-            dS[j] = scale * p[j] * (dS[j] - d);
     }
 
     /// <summary>dst (rows, ldDst) = src (count, HS) with row stride ld, zero in columns HS..ldDst and rows count..rows.</summary>
