@@ -3,7 +3,7 @@
 // reference backward itself checked by central finite differences of loss = Σ ctx·dCtx), at block-ragged T,
 // T = 1, GQA and HS not a multiple of 8; fused against materialised; the standalone causal softmax pair;
 // determinism (twice, and across worker partitions); one launch per call; a cross-check on ilgpu-cpu; and the
-// cpu model's activation arena without the (B, NH, T, T) buffers.
+// cpu model's activation arena without the (B, NH, T, T) buffers; the fused path's masked row helpers.
 using NUnit.Framework;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
@@ -321,4 +321,68 @@ public sealed class ManagedAttentionTests
         foreach (var (i, name) in new[] { (4, "ctx"), (7, "dQ"), (8, "dK"), (9, "dV") })
             Check.Close(managed[i], kernel[i], 1e-5, 1e-4, $"attention {name} (cpu vs ilgpu-cpu)");
     }
+
+    /// <summary>
+    /// The fused path's row helpers on causal rows of every length to 40 (whole blocks and every tail), with NaN and ±∞
+    /// past the live part, as a skipped tile or a stale block leaves there: the max and the exp sum ignore those lanes,
+    /// the live values match float64, [count, zeroTo) comes back zero, and nothing past the last 8-float block of
+    /// zeroTo is written.
+    /// </summary>
+    [Test]
+    public unsafe void RowHelpersMaskEverythingPastTheCausalCut()
+    {
+        const int ZeroTo = 37, Length = 48; // zeroTo rounds up to 40
+        var rng = new Random(3);
+        float[] garbage = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1e30f];
+        for (var count = 1; count <= ZeroTo; count++)
+        {
+            float[] row = new float[Length], dP = new float[Length];
+            for (var j = 0; j < Length; j++)
+            {
+                row[j] = j < count ? (float)(rng.NextDouble() * 8 - 4) : garbage[j % garbage.Length];
+                dP[j] = j < count ? (float)(rng.NextDouble() * 2 - 1) : garbage[(j + 1) % garbage.Length];
+            }
+            var live = row.Take(count).Select(x => (double)x).ToArray();
+            var p = (float[])row.Clone();
+            var dPIn = dP.Select(x => (double)x).ToArray();
+            fixed (float* pr = row, pp = p, pd = dP)
+            {
+                var max = AttentionKernels.RowMax(pr, count);
+                Assert.That(max, Is.EqualTo((float)live.Max()), $"max over {count}");
+                var sum = AttentionKernels.ExpRow(pr, count, max, ZeroTo);
+                var expSum = live.Sum(x => Math.Exp(x - max));
+                Assert.That(sum, Is.EqualTo(expSum).Within(2e-6 * expSum), $"exp sum over {count}");
+                const float Lse = 0.75f, D = 0.125f, Scale = 0.5f;
+                AttentionKernels.SoftmaxBackwardRow(pp, pd, count, Lse, D, Scale, ZeroTo);
+                for (var j = 0; j < Length; j++)
+                {
+                    string at = $"count {count}, j {j}";
+                    if (j < count)
+                    {
+                        var e = Math.Exp(live[j] - max);
+                        Assert.That(row[j], Is.EqualTo(e).Within(2e-6 * e + 1e-30), $"exp {at}");
+                        var pe = Math.Exp(live[j] - Lse);
+                        Assert.That(p[j], Is.EqualTo(pe).Within(2e-6 * pe), $"P {at}");
+                    }
+                    else if (j < 40)
+                    {
+                        Assert.That(BitConverter.SingleToInt32Bits(row[j]), Is.Zero, $"row zero {at}");
+                        Assert.That(BitConverter.SingleToInt32Bits(p[j]), Is.Zero, $"P zero {at}");
+                        Assert.That(BitConverter.SingleToInt32Bits(dP[j]), Is.Zero, $"dS zero {at}");
+                    }
+                    else
+                    {
+                        Assert.That(BitConverter.SingleToInt32Bits(row[j]), Is.EqualTo(BitConverter.SingleToInt32Bits(garbage[j % garbage.Length])), $"untouched {at}");
+                    }
+                }
+            }
+            for (var j = 0; j < count; j++)
+            {
+                var pe = Math.Exp(live[j] - 0.75);
+                var expected = 0.5 * pe * (dPIn[j] - 0.125);
+                Assert.That(dP[j], Is.EqualTo(expected).Within(1e-5 * Math.Abs(expected) + 1e-7), $"dS count {count}, j {j}");
+            }
+        }
+    }
 }
+
