@@ -28,7 +28,7 @@ public sealed class Model : IDisposable
         Batch = batch;
         ops = weights.Ops;
         n = batch * c.SeqLen;
-        var capacity = ActivationLength(c, batch, ops.Attention);
+        var capacity = ActivationLength(c, batch, ops.Attention, ops.FusedFfn is not null);
         activations = weights.Device.Allocate(capacity, "activations");
         try
         {
@@ -80,11 +80,13 @@ public sealed class Model : IDisposable
 
     /// <summary>
     /// Elements of the activation arena for (config, B) on a device whose attention has the storage plan
-    /// <paramref name="attention"/> (<c>device.Ops.Attention</c>, or <see cref="AttentionStorage.For"/> its kind): what the
-    /// constructor takes, checked against the arena. Throws <see cref="OverflowException"/> when B·T or a length does not
-    /// fit the int rows and long sizes the layers use.
+    /// <paramref name="attention"/> (<c>device.Ops.Attention</c>, or <see cref="AttentionStorage.For"/> its kind) and,
+    /// with <paramref name="fusedFfn"/>, fused FFN ops (<c>device.Ops.FusedFfn is not null</c>: the <c>cpu</c> device), which
+    /// store no normalised [up | gate] for sdd-code; without it, the larger plan: what the constructor takes, checked
+    /// against the arena. Throws <see cref="OverflowException"/> when B·T or a length does not fit the int rows and
+    /// long sizes the layers use.
     /// </summary>
-    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention)
+    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention, bool fusedFfn = false)
     {
         ArgumentNullException.ThrowIfNull(c);
         ArgumentNullException.ThrowIfNull(attention);
@@ -94,7 +96,7 @@ public sealed class Model : IDisposable
             long n = rows;
             return 2 * n + n * c.Vocab + n + 1 + 6 * n * c.DModel + attention.ScratchLength(CausalSelfAttention.Shape(c, batch))
                 + Rotary.ActivationLength(c.SeqLen, c.HeadDim) + RmsNorm.ActivationLength(rows, c.DModel, c.DModel)
-                + c.NLayer * TransformerBlock.ActivationLength(c, batch, attention);
+                + c.NLayer * TransformerBlock.ActivationLength(c, batch, attention, fusedFfn);
         }
     }
 

@@ -1,7 +1,8 @@
 // The SwiGLU feed-forward sub-layer of spec §3 and sdd_reference.ffn: up and gate projections, sdd-code's
 // joint norm over [up | gate] (2F values, up first), s = up ⊙ silu(gate), the down projection (with
 // down_norm for sdd-code, α for sdd-paper). Plain and sdd-code write up and gate into one (B·T, 2F) buffer; a device
-// with fused FFN ops runs sdd-code's norm and SwiGLU as one pass each way (the same bits).
+// with fused FFN ops runs sdd-code's norm and SwiGLU as one pass each way (the same bits), and the normalised
+// [up | gate] it never stores gets no buffer: (B·T, 2F) floats a layer, 768 MiB for baby-gpt at B = 64.
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
 
@@ -20,7 +21,8 @@ public sealed class SwiGluFfn
     /// <summary>The device's fused norm + SwiGLU ops when this layer has sdd-code's joint norm and the device has them.</summary>
     readonly IFusedFfnOps? fusedNorm;
     readonly Tensor? upGateLin, upOut, gateOut, dUp, dGate;
-    readonly Tensor upGate, s, dS, dUpGate;
+    readonly Tensor? upGate;
+    readonly Tensor s, dS, dUpGate;
 
     public SwiGluFfn(ModelWeights weights, int block, int rows, Arena activations)
     {
@@ -54,7 +56,8 @@ public sealed class SwiGluFfn
         var downScale = code ? weights[p + "down_norm.weight"] : paper ? weights[p + "w_down.alpha"] : null;
         down = new Projection(ops, weights[p + "w_down.weight"], downScale, paper ? SddComposition.Paper : SddComposition.Code,
             c.NormEps, activations, rows, p + "w_down");
-        upGate = activations.Take((rows, 2 * f), p + "upgate");
+        if (fusedNorm is null)
+            upGate = activations.Take((rows, 2 * f), p + "upgate");
         s = activations.Take((rows, f), p + "s");
         Output = activations.Take((rows, c.DModel), p + "out");
         dS = activations.Take((rows, f), p + "dS");
@@ -64,8 +67,11 @@ public sealed class SwiGluFfn
     /// <summary>The sub-layer's output (B·T, C).</summary>
     public Tensor Output { get; }
 
-    /// <summary>Arena elements the constructor takes.</summary>
-    public static long ActivationLength(ModelConfig c, int rows)
+    /// <summary>
+    /// Arena elements the constructor takes; <paramref name="fusedFfn"/>: the device has <see cref="IFusedFfnOps"/>
+    /// (<see cref="OpSet.FusedFfn"/> not null), so sdd-code's normalised [up | gate] is not stored.
+    /// </summary>
+    public static long ActivationLength(ModelConfig c, int rows, bool fusedFfn)
     {
         ArgumentNullException.ThrowIfNull(c);
         bool code = c.Linear == LinearKind.SddCode, paper = c.Linear == LinearKind.SddPaper;
@@ -77,7 +83,8 @@ public sealed class SwiGluFfn
             if (code)
                 total += n * f2 + RmsNorm.ActivationLength(rows, f2, f2);
             total += Projection.ActivationLength(code || paper, rows, c.DModel);
-            return total + n * f2 + n * f + n * c.DModel + n * f + n * f2;
+            var upGate = code && fusedFfn ? 0 : n * f2;
+            return total + upGate + n * f + n * c.DModel + n * f + n * f2;
         }
     }
 
@@ -88,11 +95,11 @@ public sealed class SwiGluFfn
         {
             upSdd.Forward(h, upOut!);
             gateSdd!.Forward(h, gateOut!);
-            ops.Activation.ConcatLast(upOut!, gateOut!, upGate);
+            ops.Activation.ConcatLast(upOut!, gateOut!, upGate!);
         }
         else
         {
-            var target = upGateLin ?? upGate;
+            var target = upGateLin ?? upGate!;
             up!.Forward(h, target, new MatrixLayout(2 * f));
             gate!.Forward(h, target, new MatrixLayout(2 * f, Offset: f));
         }
@@ -100,8 +107,8 @@ public sealed class SwiGluFfn
             fused.NormSwiGluForward(upGateLin!, upGateNorm!.Gain?.Value, null, upGateNorm.Rstd, s, upGateNorm.Eps);
         else
         {
-            upGateNorm?.Forward(upGateLin!, upGate);
-            ops.Activation.SwiGluForward(upGate, s);
+            upGateNorm?.Forward(upGateLin!, upGate!);
+            ops.Activation.SwiGluForward(upGate!, s);
         }
         down.Forward(s, Output);
     }
@@ -113,7 +120,7 @@ public sealed class SwiGluFfn
         if (fusedNorm is { } fused)
             fused.SwiGluNormBackward(dS, upGateLin!, upGateNorm!.Gain?.Value, upGateNorm.Rstd, dUpGate, upGateNorm.Gain?.Grad);
         else
-            ops.Activation.SwiGluBackward(dS, upGate, dUpGate);
+            ops.Activation.SwiGluBackward(dS, upGate!, dUpGate);
         if (upSdd is not null)
         {
             ops.Activation.SplitLast(dUpGate, dUp!, dGate!);

@@ -58,15 +58,15 @@ public sealed class TransformerBlock
     /// <summary>The residual multiplier a: (2L)^(1/4) for deepnorm, else 1.</summary>
     public float ResidualScale => a;
 
-    /// <summary>Arena elements one block takes with <paramref name="attention"/>'s storage plan.</summary>
-    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention)
+    /// <summary>Arena elements one block takes with <paramref name="attention"/>'s storage plan (and the FFN's, <see cref="SwiGluFfn.ActivationLength"/>).</summary>
+    public static long ActivationLength(ModelConfig c, int batch, IAttentionStorage attention, bool fusedFfn)
     {
         ArgumentNullException.ThrowIfNull(c);
         checked
         {
             var n = batch * c.SeqLen;
             return 2 * RmsNorm.ActivationLength(n, c.DModel, c.DModel) + 4L * n * c.DModel
-                + CausalSelfAttention.ActivationLength(c, batch, attention) + SwiGluFfn.ActivationLength(c, n);
+                + CausalSelfAttention.ActivationLength(c, batch, attention) + SwiGluFfn.ActivationLength(c, n, fusedFfn);
         }
     }
 

@@ -32,6 +32,9 @@ public sealed record MemoryEstimate(
     /// <summary>The attention storage plan the estimate was made with (the device's: see <see cref="AttentionStorage.For"/>).</summary>
     public IAttentionStorage Attention { get; init; } = AttentionStorage.Materialized;
 
+    /// <summary>Whether the estimate assumed fused FFN ops (<c>device.Ops.FusedFfn is not null</c>; see <see cref="Layers.Model.ActivationLength"/>).</summary>
+    public bool FusedFfn { get; init; }
+
     /// <summary>The most elements one tensor may have: host copies are .NET arrays and managed kernels index with int.</summary>
     public static readonly long MaxTensorElements = Array.MaxLength;
 
@@ -43,19 +46,20 @@ public sealed record MemoryEstimate(
 
     /// <summary>
     /// The estimate for <paramref name="model"/> trained with <paramref name="train"/> on a device whose attention has the
-    /// storage plan <paramref name="attention"/> (<c>device.Ops.Attention</c>). Throws
+    /// storage plan <paramref name="attention"/> (<c>device.Ops.Attention</c>) and, with <paramref name="fusedFfn"/>, fused
+    /// FFN ops (<c>device.Ops.FusedFfn is not null</c>; false gives the larger estimate). Throws
     /// <see cref="RunTooLargeException"/> when a size overflows the int rows or long byte counts the code uses.
     /// </summary>
-    public static MemoryEstimate For(ModelConfig model, TrainConfig train, IAttentionStorage attention)
+    public static MemoryEstimate For(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
-        return TryFor(model, train, attention) ?? throw new RunTooLargeException(string.Create(CultureInfo.InvariantCulture,
+        return TryFor(model, train, attention, fusedFfn) ?? throw new RunTooLargeException(string.Create(CultureInfo.InvariantCulture,
             $"This run is too large to address: with {Sizes(model, train.Batch)} a size overflows the 32-bit rows or 64-bit byte counts the code uses. Lower --batch, --seq-len, --d-model or --n-layer."));
     }
 
     /// <summary>The estimate, or null when a size overflows.</summary>
-    public static MemoryEstimate? TryFor(ModelConfig model, TrainConfig train, IAttentionStorage attention)
+    public static MemoryEstimate? TryFor(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
@@ -67,15 +71,15 @@ public sealed record MemoryEstimate(
                 var (count, linears) = CountParameters(model);
                 var c = model;
                 long b = train.Batch, n = b * c.SeqLen;
-                var activations = Layers.Model.ActivationLength(c, train.Batch, attention);
-                var other = (long)Trainer.StatsLength(checked((int)linears)) + (train.SampleEvery > 0 ? Layers.Model.ActivationLength(c, 1, attention) : 0);
+                var activations = Layers.Model.ActivationLength(c, train.Batch, attention, fusedFfn);
+                var other = (long)Trainer.StatsLength(checked((int)linears)) + (train.SampleEvery > 0 ? Layers.Model.ActivationLength(c, 1, attention, fusedFfn) : 0);
                 var shape = CausalSelfAttention.Shape(c, train.Batch);
                 var largest = new[]
                 {
                     count, n * c.Vocab, attention.SavedLength(shape), attention.ScratchLength(shape), n * 2 * c.FfnHidden, n * c.DModel, n * c.NHead * c.HeadDim,
                 }.Max();
                 var e = new MemoryEstimate(c, train.Batch, count, 4 * count, 4 * count, 4 * AdamW.StateLength(count), 4 * activations,
-                    4 * other, 4 * (6 * count + 2 * n), largest) { Attention = attention };
+                    4 * other, 4 * (6 * count + 2 * n), largest) { Attention = attention, FusedFfn = fusedFfn };
                 _ = e.RequiredBytes(hostMemoryDevice: true); // the totals must not overflow either
                 return e;
             }
@@ -109,10 +113,11 @@ public sealed record MemoryEstimate(
         && (hostMemoryDevice ? RequiredBytes(true) <= deviceBytes : DeviceBytes <= deviceBytes && HostBytes <= hostBytes);
 
     /// <summary>The largest batch of this model that fits (0 when not even B = 1 does), searched up to <paramref name="upTo"/>.</summary>
-    public static int LargestBatch(ModelConfig model, TrainConfig train, IAttentionStorage attention, long deviceBytes, long hostBytes, bool hostMemoryDevice, int upTo)
+    public static int LargestBatch(ModelConfig model, TrainConfig train, IAttentionStorage attention, long deviceBytes, long hostBytes, bool hostMemoryDevice, int upTo,
+        bool fusedFfn = false)
     {
         ArgumentNullException.ThrowIfNull(train);
-        bool Fits(int b) => TryFor(model, train with { Batch = b }, attention) is { } e && e.Fits(deviceBytes, hostBytes, hostMemoryDevice);
+        bool Fits(int b) => TryFor(model, train with { Batch = b }, attention, fusedFfn) is { } e && e.Fits(deviceBytes, hostBytes, hostMemoryDevice);
         int lo = 0, hi = Math.Max(0, upTo);
         while (lo < hi)
         {
@@ -142,7 +147,7 @@ public sealed record MemoryEstimate(
         if (Fits(deviceBytes, hostBytes, hostMemoryDevice))
             return;
         var inv = CultureInfo.InvariantCulture;
-        var best = LargestBatch(Model, train, Attention, deviceBytes, hostBytes, hostMemoryDevice, Batch - 1);
+        var best = LargestBatch(Model, train, Attention, deviceBytes, hostBytes, hostMemoryDevice, Batch - 1, FusedFfn);
         var fix = best > 0
             ? string.Create(inv, $"the largest batch that fits is {best} (--batch {best}; keep the tokens per step with --grad-accum)")
             : "not even --batch 1 fits: lower --d-model, --n-layer, --seq-len or the vocabulary";

@@ -3,7 +3,8 @@
 // reference backward itself checked by central finite differences of loss = Σ ctx·dCtx), at block-ragged T,
 // T = 1, GQA and HS not a multiple of 8; fused against materialised; the standalone causal softmax pair;
 // determinism (twice, and across worker partitions); one launch per call; a cross-check on ilgpu-cpu; and the
-// cpu model's activation arena without the (B, NH, T, T) buffers; the fused path's masked row helpers.
+// cpu model's activation arena without the (B, NH, T, T) buffers or the normalised [up | gate]; the fused path's masked
+// row helpers.
 using NUnit.Framework;
 using SddIlgpu.Layers;
 using SddIlgpu.Tensors;
@@ -251,8 +252,8 @@ public sealed class ManagedAttentionTests
         var c = new ModelConfig(54, 32, 2, 4, 2, 48, 70, Residual.Pre, LinearKind.SddCode);
         const int Batch = 3;
         long tt = (long)Batch * c.NHead * c.SeqLen * c.SeqLen, rows = (long)Batch * c.NHead * c.SeqLen;
-        var fused = Model.ActivationLength(c, Batch, Cpu.Ops.Attention);
-        Assert.That(Model.ActivationLength(c, Batch, AttentionStorage.Materialized) - fused, Is.EqualTo((c.NLayer + 1) * (tt - rows)));
+        var fused = Model.ActivationLength(c, Batch, Cpu.Ops.Attention, fusedFfn: true);
+        Assert.That(Model.ActivationLength(c, Batch, AttentionStorage.Materialized, fusedFfn: true) - fused, Is.EqualTo((c.NLayer + 1) * (tt - rows)));
         using var weights = new ModelWeights(Cpu, c);
         var before = Cpu.Counters.AllocatedBytes;
         using var model = new Model(weights, Batch);
@@ -320,6 +321,31 @@ public sealed class ManagedAttentionTests
         float[][] managed = Both(Cpu), kernel = Both(Support.TestDevices.Get("ilgpu-cpu"));
         foreach (var (i, name) in new[] { (4, "ctx"), (7, "dQ"), (8, "dK"), (9, "dV") })
             Check.Close(managed[i], kernel[i], 1e-5, 1e-4, $"attention {name} (cpu vs ilgpu-cpu)");
+    }
+
+    /// <summary>
+    /// With fused FFN ops (the cpu device) an sdd-code model stores no normalised [up | gate]: (B·T, 2F) floats fewer per
+    /// layer than the unfused plan, and the model allocates exactly the fused length; plain and sdd-paper models, whose
+    /// FFN the fused ops do not run, are unchanged. Training still matches the unfused ops (ManagedOpsTests, golden).
+    /// </summary>
+    [Test]
+    public void TheCpuModelStoresNoNormalisedUpGate()
+    {
+        const int Batch = 2;
+        foreach (var linear in new[] { LinearKind.SddCode, LinearKind.Plain, LinearKind.SddPaper })
+        {
+            var c = new ModelConfig(54, 32, 2, 4, 2, 48, 16, Residual.Post, linear);
+            long saved = linear == LinearKind.SddCode ? c.NLayer * (long)Batch * c.SeqLen * 2 * c.FfnHidden : 0;
+            var fused = Model.ActivationLength(c, Batch, Cpu.Ops.Attention, fusedFfn: true);
+            Assert.That(Model.ActivationLength(c, Batch, Cpu.Ops.Attention) - fused, Is.EqualTo(saved), $"{linear}: floats saved");
+            using var weights = new ModelWeights(Cpu, c);
+            var before = Cpu.Counters.AllocatedBytes;
+            using var model = new Model(weights, Batch);
+            Assert.That(Cpu.Counters.AllocatedBytes - before, Is.EqualTo(4 * fused), $"{linear}: the model's arena is the fused length");
+        }
+        var baby = ModelConfig.Preset("baby-gpt", 65, Residual.Post, LinearKind.SddCode);
+        Assert.That(4 * (Model.ActivationLength(baby, 64, Cpu.Ops.Attention) - Model.ActivationLength(baby, 64, Cpu.Ops.Attention, fusedFfn: true)),
+            Is.EqualTo(768L << 20), "baby-gpt at B = 64: 768 MiB");
     }
 
     /// <summary>

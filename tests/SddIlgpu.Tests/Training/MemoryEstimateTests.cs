@@ -37,7 +37,7 @@ public sealed class MemoryEstimateTests
         var corpus = Fables.Value;
         var model = new ModelConfig(corpus.Tokenizer.VocabSize, 16, 3, heads, kvHeads, 40, 8, residual, linear);
         var train = new TrainConfig { Steps = 1, Batch = 3, EvalEvery = 0, EvalBatches = 1, SampleEvery = sampleEvery, SampleTokens = 2 };
-        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention);
+        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention, device.Ops.FusedFfn is not null);
         var dir = Directory.CreateTempSubdirectory("sdd-mem-").FullName;
         try
         {
@@ -47,7 +47,7 @@ public sealed class MemoryEstimateTests
                 t.Sample("", 1, 1);
             Assert.That(device.Counters.AllocatedBytes - before, Is.EqualTo(estimate.DeviceBytes));
             Assert.That(estimate.ParameterCount, Is.EqualTo(t.Weights.Count));
-            Assert.That(estimate.ActivationBytes, Is.EqualTo(4 * Model.ActivationLength(model, train.Batch, device.Ops.Attention)));
+            Assert.That(estimate.ActivationBytes, Is.EqualTo(4 * Model.ActivationLength(model, train.Batch, device.Ops.Attention, device.Ops.FusedFfn is not null)));
         }
         finally
         {
