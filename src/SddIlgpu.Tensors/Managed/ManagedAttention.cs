@@ -9,12 +9,12 @@
 // atomics, and the results do not depend on the number of workers. The 1/√HS scale rides on the transposed keys
 // (S = q·(k/√HS)ᵀ, in the forward and in the backward's recompute alike), so q, k, v and dCtx are read where they
 // lie (rows one (B, T, H·HS) stride apart) and dQ, dK, dV are summed where they lie: no head-row copies in or out,
-// which were a fifth of the fused attention's samples (perf.md, issue 14 session 10). A head size that does not
-// fill whole NR-column tiles, or a last query block whose MR-row tiles would read past the tensor, takes zero-padded
-// copies instead; the products' k orders are the same either way. Every product runs on ManagedGemm's register
-// micro-kernel (AVX-512 8×32 or AVX2 6×16 tiles, each element's k-sum in one fixed order); key blocks above the
-// causal diagonal are never visited, and inside a block the tiles above it are skipped and the products cut to the
-// causal band. A key block of 256 keys is one online-softmax step for every query of baby-gpt's T = 256.
+// whose copy loop had 5.2 % of an attention bench's samples against 17 % for the micro-kernels (perf.md, issue 14
+// session 10). A head size that does not fill whole NR-column tiles, or a last query block whose MR-row tiles
+// would read past the tensor, takes zero-padded copies instead; the products' k orders are the same either way.
+// Every product runs on ManagedGemm's register micro-kernel (AVX-512 8×32 or AVX2 6×16 tiles, each element's k-sum
+// in one fixed order); key blocks above the causal diagonal are never visited, and inside a block the tiles above it
+// are skipped and the products cut to the causal band. A key block of 256 keys is one online-softmax step for every query of baby-gpt's T = 256.
 // The per-item loops and AttentionKernels are [AggressiveOptimization], as ManagedGemm's are: a profile of the
 // attention bench found CombineRows and ScoresRow still in tier-0 code after its warm-up (docs/perf.md, session 7).
 using System.Runtime.CompilerServices;
