@@ -12,6 +12,16 @@ namespace SddIlgpu.Tensors;
 public sealed class Arena : IDisposable
 {
     MemoryBuffer1D<float, Stride1D.Dense>? buffer;
+
+    /// <summary>Elements of the allocation skipped so that the arena starts on a cache line (host memory only).</summary>
+    readonly long start;
+
+    /// <summary>
+    /// Host arenas start on a 64-byte boundary: large host allocations come from mmap 16 bytes past a page start, which
+    /// put every tensor's 32-byte vectors across cache lines half the time and its 64-byte ones always (measured
+    /// 2026-12-01: every arena of 1 M floats and more began 16 bytes past a 4 KiB boundary).
+    /// </summary>
+    const int HostAlignment = 64;
     long used;
 
     internal Arena(Device device, long capacity, string name)
@@ -21,10 +31,13 @@ public sealed class Arena : IDisposable
         Device = device;
         Name = name;
         Capacity = capacity;
-        buffer = device.Accelerator.Allocate1D<float>(capacity);
+        var slack = device.IsHostMemory ? HostAlignment / sizeof(float) - 1 : 0;
+        buffer = device.Accelerator.Allocate1D<float>(capacity + slack);
+        if (slack > 0)
+            start = (HostAlignment - HostAddress(buffer) % HostAlignment) % HostAlignment / sizeof(float);
         device.Counters.CountAllocation(capacity * sizeof(float));
         if (device.IsHostMemory && HugePagesEnabled)
-            HugePageBytes = HugePages.Advise(HostAddress(buffer), capacity * sizeof(float));
+            HugePageBytes = HugePages.Advise(HostAddress(buffer) + (nint)(start * sizeof(float)), capacity * sizeof(float));
         buffer.View.MemSetToZero(device.Stream);
     }
 
@@ -75,7 +88,7 @@ public sealed class Arena : IDisposable
         get
         {
             ThrowIfDisposed();
-            return buffer!.View;
+            return start == 0 && buffer!.Length == Capacity ? buffer.View : buffer!.View.SubView(start, Capacity);
         }
     }
 

@@ -61,6 +61,29 @@ public sealed class DeviceTests
         }
     }
 
+    /// <summary>
+    /// Host arenas start on a 64-byte cache line whatever their size (glibc hands out large blocks 16 bytes past a page
+    /// boundary), hold exactly their capacity, zeroed, and keep their tensors' data where they are.
+    /// </summary>
+    [TestCase("cpu")]
+    [TestCase("ilgpu-cpu")]
+    public unsafe void HostArenasStartOnACacheLine(string name)
+    {
+        var device = TestDevices.Get(name);
+        foreach (var floats in new long[] { 1, 100, 10_000, 1 << 20, 3_000_001 })
+        {
+            using var arena = device.Allocate(floats, "aligned");
+            var t = arena.Take(checked((int)floats), "x");
+            fixed (float* p = t.HostSpan())
+                Assert.That((long)p % 64, Is.EqualTo(0L), $"{floats} floats");
+            Assert.That(arena.Capacity, Is.EqualTo(floats));
+            Assert.That(t.HostSpan().ToArray().All(v => v == 0f), Is.True, "zeroed");
+            var data = Enumerable.Range(0, (int)floats).Select(i => (float)i).ToArray();
+            t.Upload(data);
+            Assert.That(t.ToArray(), Is.EqualTo(data), "upload and download through the aligned view");
+        }
+    }
+
     [Test]
     public void ShapeMismatchSaysExpectedAndActual()
     {
