@@ -103,6 +103,10 @@ public class TimingProxy<T> : DispatchProxy
                 times.AddGemm(grouped with { M = members.Sum(m => m.M) }, seconds, $" ({string.Join('+', members.Select(m => m.M))})");
             else if (args is [GemmSpec spec, ..])
                 times.AddGemm(spec, seconds);
+            else if (args is [Tensor x, PackedWeight w, ..] && targetMethod.Name == "Forward") // x·Wᵀ from packed copies
+                times.AddGemm(new GemmSpec((int)(x.Length / w.In), w.Out, w.In, TransB: true), seconds);
+            else if (args is [_, _, PackedWeight pw, Tensor dX, bool accumulate]) // dY·W from packed copies
+                times.AddGemm(new GemmSpec((int)(dX.Length / pw.In), pw.In, pw.Out, Beta: accumulate ? 1f : 0f), seconds);
             else if (args is [AttentionShape shape, ..] && targetMethod.Name is "Forward" or "Backward")
                 times.AddAttention(shape, targetMethod.Name == "Forward" ? 2 : 4);
         }
@@ -125,6 +129,7 @@ internal static class OpProfiler
         Optimizer = TimingProxy<IOptimizerOps>.Wrap(o.Optimizer, t, "Optimizer"),
         Random = TimingProxy<IRandomOps>.Wrap(o.Random, t, "Random"),
         FusedFfn = o.FusedFfn is null ? null : TimingProxy<IFusedFfnOps>.Wrap(o.FusedFfn, t, "FusedFfn"),
+        WeightPacking = o.WeightPacking is null ? null : TimingProxy<IWeightPackingOps>.Wrap(o.WeightPacking, t, "WeightPacking"),
     };
 
     /// <summary>Per-op breakdown of <paramref name="steps"/> training steps of a preset on <c>cpu</c>.</summary>

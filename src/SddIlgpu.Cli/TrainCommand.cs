@@ -285,20 +285,21 @@ public sealed class TrainCommand
     /// The estimate, refused at once, before the device compiles its kernels, when a size overflows or (on the CPU
     /// devices, whose memory is known without opening them) when it does not fit. The trainer checks every device.
     /// Before the device is open its attention is known by name only: <c>cpu</c> is fused, other names are taken as the
-    /// kernels' materialised plan, the larger, and only <c>cpu</c> has the fused FFN (the trainer and --dry-run estimate
+    /// kernels' materialised plan, the larger, and only <c>cpu</c> has the fused FFN and packed weights (the trainer and --dry-run estimate
     /// again with the opened device).
     /// </summary>
     static void PreCheck(ModelConfig model, TrainConfig train, string deviceName, bool dryRun)
     {
         var name = deviceName.Trim().ToLowerInvariant();
-        var estimate = MemoryEstimate.For(model, train, name == "cpu" ? AttentionStorage.Fused : AttentionStorage.Materialized, fusedFfn: name == "cpu");
+        var estimate = MemoryEstimate.For(model, train, name == "cpu" ? AttentionStorage.Fused : AttentionStorage.Materialized, fusedFfn: name == "cpu",
+            packedWeights: name == "cpu");
         if (!dryRun && name is "cpu" or "ilgpu-cpu")
             estimate.EnsureFits(Tensors.Device.AvailableHostMemoryBytes(), Tensors.Device.AvailableHostMemoryBytes(), hostMemoryDevice: true, deviceName, train);
     }
 
     static Trainer? DryRun(Device device, TrainingData corpus, ModelConfig model, TrainConfig train, string outDir, ICollective world)
     {
-        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention, device.Ops.FusedFfn is not null);
+        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention, device.Ops.FusedFfn is not null, device.Ops.WeightPacking is not null);
         PrintConfiguration(device, corpus, model, train, outDir, world);
         Console.WriteLine($"memory     estimate for {device.Name}:");
         Console.WriteLine(estimate.Describe(device.IsHostMemory));

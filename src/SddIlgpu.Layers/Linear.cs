@@ -1,5 +1,6 @@
 // The plain fully-connected layer without bias: y = x·Wᵀ with W stored (out, in) as in PyTorch.
 // Backward: dW += dYᵀ·X, then dX = dY·W (overwritten or accumulated) (the gradient contract of Ops/IOps.cs).
+// x·Wᵀ and dY·W read W's packed copies when the device keeps them current (IWeightPackingOps), W itself otherwise.
 using SddIlgpu.Tensors;
 using SddIlgpu.Tensors.Ops;
 
@@ -31,7 +32,10 @@ public sealed class Linear
     public void Forward(Tensor x, Tensor y, in MatrixLayout ly)
     {
         var rows = Rows(x);
-        ops.Gemm.Gemm(new GemmSpec(rows, Out, In, TransB: true), x, new MatrixLayout(In), Weight.Value, new MatrixLayout(In), y, ly);
+        if (Current is { } packed)
+            ops.WeightPacking!.Forward(x, packed, y, ly);
+        else
+            ops.Gemm.Gemm(new GemmSpec(rows, Out, In, TransB: true), x, new MatrixLayout(In), Weight.Value, new MatrixLayout(In), y, ly);
     }
 
     /// <summary>dX (R, In) = dY·W, overwritten or (<paramref name="accumulate"/>) added; dW += dYᵀ·x.</summary>
@@ -84,8 +88,17 @@ public sealed class Linear
     public void BackwardInput(Tensor dY, in MatrixLayout ldY, Tensor dX, bool accumulate)
     {
         var rows = Rows(dX);
-        ops.Gemm.Gemm(new GemmSpec(rows, In, Out, Beta: accumulate ? 1f : 0f), dY, ldY, Weight.Value, new MatrixLayout(In), dX, new MatrixLayout(In));
+        if (Current is { } packed)
+            ops.WeightPacking!.BackwardInput(dY, ldY, packed, dX, accumulate);
+        else
+            ops.Gemm.Gemm(new GemmSpec(rows, In, Out, Beta: accumulate ? 1f : 0f), dY, ldY, Weight.Value, new MatrixLayout(In), dX, new MatrixLayout(In));
     }
+
+    /// <summary>
+    /// The weight's packed copies when they are current and this layer's ops can use them (the same bits as the GEMM
+    /// on W; AdamW refreshes them each step, see <see cref="ModelWeights.Packed"/>), else null.
+    /// </summary>
+    PackedWeight? Current => Weight.Packed is { Current: true } p && ops.WeightPacking is not null ? p : null;
 
     int Rows(Tensor x)
     {

@@ -28,6 +28,9 @@ public sealed class Parameter
 
     public string Name { get; }
     public ParamKind Kind { get; }
+
+    /// <summary>The weight's packed copies when its <see cref="ModelWeights"/> keeps them (a Matrix on a device with <see cref="IWeightPackingOps"/>).</summary>
+    public PackedWeight? Packed { get; internal set; }
     public Shape Shape { get; }
     public Tensor Value { get; }
     public Tensor Grad { get; }
@@ -50,6 +53,7 @@ public sealed class Parameter
 public sealed class ModelWeights : IDisposable
 {
     readonly Arena values, grads;
+    readonly Arena? packedArena;
     readonly Dictionary<string, Parameter> byName = [];
 
     public ModelWeights(Device device, ModelConfig config) : this(device, config, null)
@@ -87,6 +91,52 @@ public sealed class ModelWeights : IDisposable
         Parameters = list;
         Values = values.All("params");
         Grads = grads.All("grads");
+        var packed = new List<PackedWeight>();
+        if (Ops.WeightPacking is { } packing && PackedLength(config) is > 0 and var length)
+        {
+            try
+            {
+                packedArena = device.Allocate(length, "packed_weights");
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+            foreach (var p in list.Where(p => p.Kind == ParamKind.Matrix))
+            {
+                p.Packed = packing.Create(p.Value, packedArena.Take(checked((int)PackedWeight.Length(p.Shape[0], p.Shape[1])), "packed." + p.Name), p.Name);
+                packed.Add(p.Packed);
+            }
+        }
+        Packed = packed;
+    }
+
+    /// <summary>
+    /// Elements of the packed copies a device with <see cref="IWeightPackingOps"/> keeps for every linear weight matrix
+    /// (<see cref="PackedWeight.Length"/> each; twice the matrices when their sizes are multiples of 32).
+    /// </summary>
+    public static long PackedLength(ModelConfig c) =>
+        Layout(c).Where(p => p.Kind == ParamKind.Matrix).Sum(p => PackedWeight.Length(p.Shape[0], p.Shape[1]));
+
+    /// <summary>The packed copies of the linear weight matrices, in layout order (none on a device without packing).</summary>
+    public IReadOnlyList<PackedWeight> Packed { get; }
+
+    /// <summary>
+    /// Marks every packed copy stale: call after writing <see cref="Values"/> or a parameter's Value directly (the
+    /// uploads and <see cref="Initialize"/> here do it). Products then read the weights themselves until AdamW repacks them.
+    /// </summary>
+    public void InvalidatePacked()
+    {
+        foreach (var p in Packed)
+            p.Invalidate();
+    }
+
+    /// <summary>Uploads every value (Count, in layout order) and marks the packed copies stale.</summary>
+    public void Upload(ReadOnlySpan<float> all)
+    {
+        InvalidatePacked();
+        Values.Upload(all);
     }
 
     public Device Device { get; }
@@ -189,7 +239,7 @@ public sealed class ModelWeights : IDisposable
             }
             offset += p.Shape.Length;
         }
-        Values.Upload(host);
+        Upload(host);
     }
 
     /// <summary>The extra factor on σ for a matrix (spec §5).</summary>
@@ -210,5 +260,6 @@ public sealed class ModelWeights : IDisposable
     {
         values.Dispose();
         grads.Dispose();
+        packedArena?.Dispose();
     }
 }

@@ -358,6 +358,6 @@ public static class Safetensors
         var all = new float[weights.Count];
         foreach (var p in weights.Parameters)
             file.Tensors[prefix + p.Name].Data.CopyTo(all, p.Value.Offset);
-        weights.Values.Upload(all);
+        weights.Upload(all);
     }
 }

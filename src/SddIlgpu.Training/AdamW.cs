@@ -67,7 +67,10 @@ public sealed class AdamW : IDisposable
         var bc1 = (float)(1.0 - Math.Pow(Config.Beta1, StepCount));
         var bc2 = (float)(1.0 - Math.Pow(Config.Beta2, StepCount));
         var step = new AdamWStep(lr, Config.Beta1, Config.Beta2, Config.Eps, Config.WeightDecay, bc1, bc2, Config.GradClip);
-        ops.Optimizer.AdamW(step, weights.Values, weights.Grads, M, V, DecayMask, GradNormSquared);
+        if (ops.WeightPacking is { } packing && weights.Packed.Count > 0)
+            packing.AdamW(step, weights.Values, weights.Grads, M, V, DecayMask, GradNormSquared, weights.Packed); // and repacks W
+        else
+            ops.Optimizer.AdamW(step, weights.Values, weights.Grads, M, V, DecayMask, GradNormSquared);
     }
 
     /// <summary>Restores the step count (with M and V uploaded by the caller) when resuming from a checkpoint.</summary>

@@ -35,11 +35,17 @@ public sealed record MemoryEstimate(
     /// <summary>Whether the estimate assumed fused FFN ops (<c>device.Ops.FusedFfn is not null</c>; see <see cref="Layers.Model.ActivationLength"/>).</summary>
     public bool FusedFfn { get; init; }
 
+    /// <summary>Whether the estimate assumed packed linear weights (<c>device.Ops.WeightPacking is not null</c>: the <c>cpu</c> device).</summary>
+    public bool PackedWeights { get; init; }
+
+    /// <summary>The packed copies of the linear weights the device keeps (<see cref="ModelWeights.PackedLength"/>), 0 without packing.</summary>
+    public long PackedWeightBytes { get; init; }
+
     /// <summary>The most elements one tensor may have: host copies are .NET arrays and managed kernels index with int.</summary>
     public static readonly long MaxTensorElements = Array.MaxLength;
 
     /// <summary>Everything that lives in device memory, in bytes.</summary>
-    public long DeviceBytes => checked(ParameterBytes + GradientBytes + OptimizerBytes + ActivationBytes + OtherDeviceBytes);
+    public long DeviceBytes => checked(ParameterBytes + GradientBytes + OptimizerBytes + ActivationBytes + OtherDeviceBytes + PackedWeightBytes);
 
     /// <summary>Bytes needed from the device's memory: on the CPU devices host staging shares it.</summary>
     public long RequiredBytes(bool hostMemoryDevice) => hostMemoryDevice ? checked(DeviceBytes + HostBytes) : DeviceBytes;
@@ -47,19 +53,20 @@ public sealed record MemoryEstimate(
     /// <summary>
     /// The estimate for <paramref name="model"/> trained with <paramref name="train"/> on a device whose attention has the
     /// storage plan <paramref name="attention"/> (<c>device.Ops.Attention</c>) and, with <paramref name="fusedFfn"/>, fused
-    /// FFN ops (<c>device.Ops.FusedFfn is not null</c>; false gives the larger estimate). Throws
+    /// FFN ops (<c>device.Ops.FusedFfn is not null</c>; false gives the larger estimate) and, with
+    /// <paramref name="packedWeights"/>, packed weight copies (<c>device.Ops.WeightPacking is not null</c>). Throws
     /// <see cref="RunTooLargeException"/> when a size overflows the int rows or long byte counts the code uses.
     /// </summary>
-    public static MemoryEstimate For(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false)
+    public static MemoryEstimate For(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false, bool packedWeights = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
-        return TryFor(model, train, attention, fusedFfn) ?? throw new RunTooLargeException(string.Create(CultureInfo.InvariantCulture,
+        return TryFor(model, train, attention, fusedFfn, packedWeights) ?? throw new RunTooLargeException(string.Create(CultureInfo.InvariantCulture,
             $"This run is too large to address: with {Sizes(model, train.Batch)} a size overflows the 32-bit rows or 64-bit byte counts the code uses. Lower --batch, --seq-len, --d-model or --n-layer."));
     }
 
     /// <summary>The estimate, or null when a size overflows.</summary>
-    public static MemoryEstimate? TryFor(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false)
+    public static MemoryEstimate? TryFor(ModelConfig model, TrainConfig train, IAttentionStorage attention, bool fusedFfn = false, bool packedWeights = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
@@ -79,7 +86,10 @@ public sealed record MemoryEstimate(
                     count, n * c.Vocab, attention.SavedLength(shape), attention.ScratchLength(shape), n * 2 * c.FfnHidden, n * c.DModel, n * c.NHead * c.HeadDim,
                 }.Max();
                 var e = new MemoryEstimate(c, train.Batch, count, 4 * count, 4 * count, 4 * AdamW.StateLength(count), 4 * activations,
-                    4 * other, 4 * (6 * count + 2 * n), largest) { Attention = attention, FusedFfn = fusedFfn };
+                    4 * other, 4 * (6 * count + 2 * n), largest)
+                {
+                    Attention = attention, FusedFfn = fusedFfn, PackedWeights = packedWeights, PackedWeightBytes = packedWeights ? 4 * PackedWeightLength(model) : 0,
+                };
                 _ = e.RequiredBytes(hostMemoryDevice: true); // the totals must not overflow either
                 return e;
             }
@@ -107,6 +117,17 @@ public sealed record MemoryEstimate(
         return checked((p1 + (model.NLayer - 1L) * (p2 - p1), l1 + (model.NLayer - 1L) * (l2 - l1)));
     }
 
+    /// <summary>
+    /// Elements of the packed weight copies (<see cref="ModelWeights.PackedLength"/>), from the one- and two-block
+    /// layouts as <see cref="CountParameters"/> counts.
+    /// </summary>
+    public static long PackedWeightLength(ModelConfig model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        long one = ModelWeights.PackedLength(model with { NLayer = 1 }), two = ModelWeights.PackedLength(model with { NLayer = 2 });
+        return checked(one + (model.NLayer - 1L) * (two - one));
+    }
+
     /// <summary>Whether the run fits <paramref name="deviceBytes"/> of device memory and <paramref name="hostBytes"/> of host RAM.</summary>
     public bool Fits(long deviceBytes, long hostBytes, bool hostMemoryDevice) =>
         LargestTensor <= MaxTensorElements
@@ -114,10 +135,10 @@ public sealed record MemoryEstimate(
 
     /// <summary>The largest batch of this model that fits (0 when not even B = 1 does), searched up to <paramref name="upTo"/>.</summary>
     public static int LargestBatch(ModelConfig model, TrainConfig train, IAttentionStorage attention, long deviceBytes, long hostBytes, bool hostMemoryDevice, int upTo,
-        bool fusedFfn = false)
+        bool fusedFfn = false, bool packedWeights = false)
     {
         ArgumentNullException.ThrowIfNull(train);
-        bool Fits(int b) => TryFor(model, train with { Batch = b }, attention, fusedFfn) is { } e && e.Fits(deviceBytes, hostBytes, hostMemoryDevice);
+        bool Fits(int b) => TryFor(model, train with { Batch = b }, attention, fusedFfn, packedWeights) is { } e && e.Fits(deviceBytes, hostBytes, hostMemoryDevice);
         int lo = 0, hi = Math.Max(0, upTo);
         while (lo < hi)
         {
@@ -147,7 +168,7 @@ public sealed record MemoryEstimate(
         if (Fits(deviceBytes, hostBytes, hostMemoryDevice))
             return;
         var inv = CultureInfo.InvariantCulture;
-        var best = LargestBatch(Model, train, Attention, deviceBytes, hostBytes, hostMemoryDevice, Batch - 1, FusedFfn);
+        var best = LargestBatch(Model, train, Attention, deviceBytes, hostBytes, hostMemoryDevice, Batch - 1, FusedFfn, PackedWeights);
         var fix = best > 0
             ? string.Create(inv, $"the largest batch that fits is {best} (--batch {best}; keep the tokens per step with --grad-accum)")
             : "not even --batch 1 fits: lower --d-model, --n-layer, --seq-len or the vocabulary";
@@ -164,7 +185,7 @@ public sealed record MemoryEstimate(
 
     /// <summary>One line: the parts of the estimate.</summary>
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"parameters {Format(ParameterBytes)} ({ParameterCount:N0}), gradients {Format(GradientBytes)}, AdamW state {Format(OptimizerBytes)}, activations {Format(ActivationBytes)} (batch {Batch}), other {Format(OtherDeviceBytes)}, host staging {Format(HostBytes)}");
+        $"parameters {Format(ParameterBytes)} ({ParameterCount:N0}), gradients {Format(GradientBytes)}, AdamW state {Format(OptimizerBytes)}, activations {Format(ActivationBytes)} (batch {Batch}), {(PackedWeights ? $"packed weights {Format(PackedWeightBytes)}, " : "")}other {Format(OtherDeviceBytes)}, host staging {Format(HostBytes)}");
 
     /// <summary>A table for <c>sdd train --dry-run</c>.</summary>
     public string Describe(bool hostMemoryDevice)
@@ -173,7 +194,7 @@ public sealed record MemoryEstimate(
         {
             ($"parameters ({ParameterCount:N0})", ParameterBytes), ("gradients", GradientBytes), ("AdamW state (m, v, decay mask)", OptimizerBytes),
             ($"activations (batch {Batch} × seq_len {Model.SeqLen})", ActivationBytes), ("trainer stats and sampler", OtherDeviceBytes),
-            ("device total", DeviceBytes), ("host staging (checkpoint writes, batches)", HostBytes),
+            ("packed weights (x·Wᵀ and dY·W copies)", PackedWeightBytes), ("device total", DeviceBytes), ("host staging (checkpoint writes, batches)", HostBytes),
             (hostMemoryDevice ? "needed from host RAM" : "needed from device memory", RequiredBytes(hostMemoryDevice)),
         };
         return string.Join(Environment.NewLine, rows.Select(r => string.Create(CultureInfo.InvariantCulture, $"  {r.Item1,-46}{Format(r.Item2),12}  ({r.Item2:N0} bytes)")));

@@ -55,7 +55,7 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"--stop-at must be at least 1; got {options.StopAtStep}.");
         this.options = options ?? new TrainerOptions();
         world = this.options.Collective ?? SingleProcess.Instance;
-        MemoryEstimate.For(modelConfig, train, device.Ops.Attention, device.Ops.FusedFfn is not null).EnsureFits(device, train); // before any allocation or folder
+        MemoryEstimate.For(modelConfig, train, device.Ops.Attention, device.Ops.FusedFfn is not null, device.Ops.WeightPacking is not null).EnsureFits(device, train); // before any allocation or folder
         if (world.Rank == 0)
             folder = RunFolder.Open(outDir, mode); // only rank 0 writes
         this.device = device;

@@ -109,6 +109,21 @@ internal static unsafe class GemmPacking
                 dst[(long)k * width + x] = 0f;
     }
 
+    /// <summary>Whether <see cref="Stream"/> can write n floats at dst: AVX, dst 32-byte aligned, n a multiple of 8.</summary>
+    public static bool CanStream(float* dst, int n) => Avx.IsSupported && ((nint)dst & 31) == 0 && n % 8 == 0;
+
+    /// <summary>
+    /// dst[i] = src[i] for i &lt; n with non-temporal stores (<see cref="CanStream"/> must hold): for copies read back
+    /// only much later (AdamW's packed weights, used by the next step), which then neither read their lines for
+    /// ownership first nor evict what the caller is working on. The caller fences before others read dst.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Stream(float* src, float* dst, int n)
+    {
+        for (var i = 0; i < n; i += 8)
+            Avx.StoreAlignedNonTemporal(dst + i, Avx.LoadVector256(src + i));
+    }
+
     /// <summary>dst[j·ldd + i] = src[i·lds + j] for i, j &lt; 8 (unpack, shuffle, 128-bit permute).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)

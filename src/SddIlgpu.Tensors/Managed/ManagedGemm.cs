@@ -5,6 +5,7 @@
 // call, never tiered. Under tiered compilation a path a new shape takes first ran unoptimised for ~150 ms, and some
 // processes settled with Tile and APanelOuter still in tier-0 code, 1.4–2.1× slower (docs/perf.md, session 7).
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using SddIlgpu.Tensors.Ops;
 
 namespace SddIlgpu.Tensors.Managed;
@@ -107,6 +108,83 @@ internal sealed unsafe class ManagedGemm : IGemmOps
             GC.KeepAlive(m.C);
         }
         GC.KeepAlive(b);
+    }
+
+    /// <summary>Columns of a packed B panel: the micro-kernel's NR.</summary>
+    internal int PanelWidth => micro.NR;
+
+    /// <summary>
+    /// <see cref="Gemm"/> with op(B) already packed at <paramref name="packed"/> as <see cref="PackB(in GemmJob, int, int)"/>
+    /// would pack it ([panel][K][NR], one matrix): the same bits, without the packing pass. b is still read where N
+    /// has a few columns past the last full panel of x·Wᵀ (they are dot products over b's rows).
+    /// </summary>
+    internal void GemmPackedB(in GemmSpec spec, Tensor a, in MatrixLayout la, Tensor b, in MatrixLayout lb, float* packed, Tensor c, in MatrixLayout lc)
+    {
+        device.ThrowIfDisposed();
+        Validate(spec, a, la, b, lb, c, lc);
+        if (spec.BatchCount != 1)
+            throw new ArgumentException($"Gemm with packed B: one matrix only; got {spec}.");
+        device.Counters.CountLaunch();
+        if (spec.M == 0 || spec.N == 0)
+            return;
+        Run(new GemmJob(spec, Base(a), la, Base(b), lb, Base(c), lc, packed, (spec.N + micro.NR - 1) / micro.NR, bInPlace: false));
+        GC.KeepAlive(a);
+        GC.KeepAlive(b);
+        GC.KeepAlive(c);
+    }
+
+    /// <summary>
+    /// Panels [p0, p1) of W (Out, In) packed as op(B) = Wᵀ of y = x·Wᵀ: dst[p·In·NR + i·NR + x] = W[p·NR + x, i],
+    /// zero past Out; what <see cref="PackB(in GemmJob, int, int)"/> writes for that B. With <paramref name="stage"/>
+    /// (In·NR floats, 64-byte aligned) each panel is packed there and then streamed out (<see cref="GemmPacking.Stream"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void PackWeightForward(float* w, int outFeatures, int inFeatures, int p0, int p1, float* dst, float* stage = null)
+    {
+        var nr = micro.NR;
+        for (var p = p0; p < p1; p++)
+        {
+            var d = dst + (long)p * inFeatures * nr;
+            var streamed = stage != null && GemmPacking.CanStream(d, inFeatures * nr);
+            GemmPacking.Pack(w, inFeatures, false, p * nr, Math.Min(nr, outFeatures - p * nr), 0, inFeatures, nr, streamed ? stage : d);
+            if (streamed)
+                GemmPacking.Stream(stage, d, inFeatures * nr);
+        }
+    }
+
+    /// <summary>
+    /// Rows [o0, o1) of W (Out, In) into W packed as op(B) = W of dX = dY·W: dst[j·Out·NR + o·NR + x] = W[o, j·NR + x],
+    /// zero past In; what <see cref="PackB(in GemmJob, int, int)"/> writes for that B. Panel by panel, so each panel's
+    /// rows are one contiguous run, streamed past the caches when <paramref name="streamed"/> (full, aligned panels).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void PackWeightBackward(float* w, int outFeatures, int inFeatures, int o0, int o1, float* dst, bool streamed = false)
+    {
+        var nr = micro.NR;
+        var panels = (inFeatures + nr - 1) / nr;
+        for (var j = 0; j < panels; j++)
+        {
+            var cols = Math.Min(nr, inFeatures - j * nr);
+            var run = dst + ((long)j * outFeatures + o0) * nr;
+            if (streamed && cols == nr && GemmPacking.CanStream(run, (o1 - o0) * nr))
+            {
+                for (var o = o0; o < o1; o++)
+                    GemmPacking.Stream(w + (long)o * inFeatures + j * nr, run + (long)(o - o0) * nr, nr);
+                continue;
+            }
+            for (var o = o0; o < o1; o++)
+            {
+                float* row = w + (long)o * inFeatures + j * nr, d = run + (long)(o - o0) * nr;
+                var x = 0;
+                if (cols == nr && nr % 8 == 0)
+                    for (; x < nr; x += 8)
+                        Vector256.Store(Vector256.Load(row + x), d + x);
+                for (; x < cols; x++)
+                    d[x] = row[x];
+                for (; x < nr; x++)
+                    d[x] = 0f;
+            }
+        }
     }
 
     /// <summary>The call's pointers and sizes, with packed B grown to fit it; B read in place or packed as <paramref name="bInPlace"/> says.</summary>

@@ -11,20 +11,25 @@ internal static class ManagedOps
 {
     /// <summary>Every family is managed; <paramref name="kernels"/> stays the fallback a family can return to.</summary>
 #pragma warning disable IDE0060
-    public static OpSet Create(Device device, KernelOps kernels) => new()
+    public static OpSet Create(Device device, KernelOps kernels)
     {
-        Gemm = new ManagedGemm(device),
-        Norm = new ManagedNorm(device),
-        FusedFfn = new ManagedFusedFfn(device),
-        Rope = new ManagedRope(device),
-        Attention = new ManagedAttention(device),
-        Activation = new ManagedActivation(device),
-        Embedding = new ManagedEmbedding(device),
-        Loss = new ManagedLoss(device),
-        Elementwise = new ManagedElementwise(device),
-        Reduction = new ManagedReduction(device),
-        Optimizer = new ManagedOptimizer(device),
-        Random = new ManagedRandom(device),
-    };
+        var gemm = new ManagedGemm(device);
+        return new()
+        {
+            Gemm = gemm,
+            WeightPacking = new ManagedWeightPacking(device, gemm),
+            Norm = new ManagedNorm(device),
+            FusedFfn = new ManagedFusedFfn(device),
+            Rope = new ManagedRope(device),
+            Attention = new ManagedAttention(device),
+            Activation = new ManagedActivation(device),
+            Embedding = new ManagedEmbedding(device),
+            Loss = new ManagedLoss(device),
+            Elementwise = new ManagedElementwise(device),
+            Reduction = new ManagedReduction(device),
+            Optimizer = new ManagedOptimizer(device),
+            Random = new ManagedRandom(device),
+        };
+    }
 #pragma warning restore IDE0060
 }

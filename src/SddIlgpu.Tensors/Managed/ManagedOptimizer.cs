@@ -12,25 +12,29 @@ internal sealed class ManagedOptimizer(Device device) : IOptimizerOps
 {
     public void AdamW(in AdamWStep step, Tensor param, Tensor grad, Tensor m, Tensor v, Tensor decayMask, Tensor gradSumSquares)
     {
-        foreach (var t in new[] { grad, m, v, decayMask })
-            ManagedElementwise.SameLength(param, t, "AdamW");
-        if (gradSumSquares.Length < 1)
-            throw new ArgumentException($"AdamW: {gradSumSquares.Name} must hold ‖g‖² at index 0.");
-        device.ThrowIfDisposed();
-        device.Counters.CountLaunch();
-        var scale = 1f;
-        if (step.GradClip > 0f)
-            scale = MathF.Min(1f, step.GradClip / (MathF.Sqrt(gradSumSquares.HostSpan()[0]) + 1e-6f));
+        var scale = Begin(device, step, param, grad, m, v, decayMask, gradSumSquares);
         var s = step;
         var n = ManagedReduction.IntLength(param, "AdamW");
         ManagedSimd.Rows(n, 16, (i0, i1) =>
             Update(s, scale, param.HostSpan()[i0..i1], grad.HostSpan()[i0..i1], m.HostSpan()[i0..i1], v.HostSpan()[i0..i1], decayMask.HostSpan()[i0..i1]));
     }
 
+    /// <summary>Checks the operands, counts the launch and returns the clip scale min(1, clip/(‖g‖ + 1e-6)) (1 without clipping).</summary>
+    internal static float Begin(Device device, in AdamWStep step, Tensor param, Tensor grad, Tensor m, Tensor v, Tensor decayMask, Tensor gradSumSquares)
+    {
+        foreach (var t in new[] { grad, m, v, decayMask })
+            ManagedElementwise.SameLength(param, t, "AdamW");
+        if (gradSumSquares.Length < 1)
+            throw new ArgumentException($"AdamW: {gradSumSquares.Name} must hold ‖g‖² at index 0.");
+        device.ThrowIfDisposed();
+        device.Counters.CountLaunch();
+        return step.GradClip > 0f ? MathF.Min(1f, step.GradClip / (MathF.Sqrt(gradSumSquares.HostSpan()[0]) + 1e-6f)) : 1f;
+    }
+
     // Called once per parameter tensor per step: tiered compilation would run it unoptimised, then as on-stack-
     // replaced or instrumented code, for the first 30+ steps (docs/perf.md, session 7).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Update(in AdamWStep s, float scale, Span<float> p, ReadOnlySpan<float> grad, Span<float> m, Span<float> v, ReadOnlySpan<float> mask)
+    internal static void Update(in AdamWStep s, float scale, Span<float> p, ReadOnlySpan<float> grad, Span<float> m, Span<float> v, ReadOnlySpan<float> mask)
     {
         ref var rp = ref MemoryMarshal.GetReference(p);
         ref var rg = ref MemoryMarshal.GetReference(grad);

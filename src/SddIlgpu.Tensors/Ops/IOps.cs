@@ -184,6 +184,86 @@ public interface IFusedFfnOps
     void SwiGluNormBackward(Tensor dS, Tensor z, Tensor? gain, Tensor rstd, Tensor dUpGate, Tensor? dGain);
 }
 
+/// <summary>
+/// A linear weight W (Out, In) together with copies of it in the panel orders a host GEMM streams for y = x·Wᵀ and
+/// for dX = dY·W (issue 14): a device that has <see cref="IWeightPackingOps"/> refreshes them in the AdamW pass that
+/// writes W, so the step's products skip packing W (two ~43 MB passes a step for baby-gpt). The copies hold W's
+/// values only while <see cref="Current"/> is true; whoever writes W by other means calls <see cref="Invalidate"/>
+/// (ModelWeights does for Initialize and its uploads). Products on a weight that is not current read W itself.
+/// </summary>
+public sealed class PackedWeight
+{
+    internal PackedWeight(Tensor weight, Tensor storage, string name)
+    {
+        Weight = weight;
+        Storage = storage;
+        Name = name;
+    }
+
+    /// <summary>W (Out, In), row-major as PyTorch stores a Linear's weight.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>The copies (<see cref="Length"/> elements): the x·Wᵀ order, then the dY·W order.</summary>
+    internal Tensor Storage { get; }
+
+    public string Name { get; }
+
+    public int Out => Weight.Shape[0];
+
+    public int In => Weight.Shape[1];
+
+    /// <summary>Whether the copies equal W: set by a pack or the fused AdamW, cleared by <see cref="Invalidate"/>.</summary>
+    public bool Current { get; internal set; }
+
+    /// <summary>Marks the copies stale after W was written other than by the device's pack or fused AdamW.</summary>
+    public void Invalidate() => Current = false;
+
+    /// <summary>Widest panel any host micro-kernel packs (AVX-512: 32 columns); the copies are sized for it.</summary>
+    public const int MaxPanel = 32;
+
+    /// <summary>
+    /// Elements the copies of an (Out, In) weight take: each order padded to whole <see cref="MaxPanel"/>-wide panels,
+    /// RoundUp(Out, 32)·In + RoundUp(In, 32)·Out.
+    /// </summary>
+    public static long Length(int outFeatures, int inFeatures) =>
+        checked((long)RoundUp(outFeatures) * inFeatures + (long)RoundUp(inFeatures) * outFeatures);
+
+    static int RoundUp(int n) => (n + MaxPanel - 1) / MaxPanel * MaxPanel;
+}
+
+/// <summary>
+/// Optional (the managed `cpu` device has it): linear weights kept packed for the GEMM, refreshed by AdamW in the
+/// same pass that updates them (issue 14). Every product gives the bits <see cref="IGemmOps.Gemm"/> gives on W itself,
+/// and the fused AdamW the bits <see cref="IOptimizerOps.AdamW"/> gives.
+/// </summary>
+public interface IWeightPackingOps
+{
+    /// <summary>
+    /// A packed weight for <paramref name="weight"/> (Out, In) whose copies live in <paramref name="storage"/>
+    /// (<see cref="PackedWeight.Length"/> elements), not yet current.
+    /// </summary>
+    /// <exception cref="ArgumentException">weight is not 2-D or storage has the wrong length.</exception>
+    PackedWeight Create(Tensor weight, Tensor storage, string name);
+
+    /// <summary>Refreshes the copies from W; the weight is then current.</summary>
+    void Pack(PackedWeight weight);
+
+    /// <summary>
+    /// <see cref="IOptimizerOps.AdamW"/> over the flat arena, the same bits, that also refreshes each of
+    /// <paramref name="packed"/> (each a view inside <paramref name="param"/>) from its updated rows while they are in cache.
+    /// </summary>
+    void AdamW(in AdamWStep step, Tensor param, Tensor grad, Tensor m, Tensor v, Tensor decayMask, Tensor gradSumSquares,
+        IReadOnlyList<PackedWeight> packed);
+
+    /// <summary>y (R, Out) = x (R, In)·Wᵀ through layout <paramref name="ly"/>, from the current copies.</summary>
+    /// <exception cref="InvalidOperationException">The weight is not current.</exception>
+    void Forward(Tensor x, PackedWeight weight, Tensor y, in MatrixLayout ly);
+
+    /// <summary>dX (R, In) = dY (R, Out, through <paramref name="ldY"/>)·W, overwritten or added, from the current copies.</summary>
+    /// <exception cref="InvalidOperationException">The weight is not current.</exception>
+    void BackwardInput(Tensor dY, in MatrixLayout ldY, PackedWeight weight, Tensor dX, bool accumulate);
+}
+
 /// <summary>Token embedding lookup.</summary>
 public interface IEmbeddingOps
 {
@@ -270,4 +350,7 @@ public sealed class OpSet
 
     /// <summary>Fused ops a device may add (null: the layers compose the separate ops).</summary>
     public IFusedFfnOps? FusedFfn { get; init; }
+
+    /// <summary>Packed linear weights a device may keep (null: every product reads W itself).</summary>
+    public IWeightPackingOps? WeightPacking { get; init; }
 }

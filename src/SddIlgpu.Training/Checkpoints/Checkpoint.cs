@@ -85,7 +85,7 @@ public static class Checkpoint
             throw new CheckpointException(
                 $"Checkpoint '{path}' is for a different model: it holds {Describe(state.Model)} but this run builds {Describe(weights.Config)}. " +
                 "Resume with the checkpoint's own configuration (leave out the model flags) or start a new run.");
-        weights.Values.Upload(Gather(tensors, weights, ""));
+        weights.Upload(Gather(tensors, weights, ""));
         if (optimizer is not null)
         {
             optimizer.M.Upload(Gather(tensors, weights, "optim.m."));

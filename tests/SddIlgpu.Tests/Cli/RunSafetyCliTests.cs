@@ -60,7 +60,7 @@ public sealed class RunSafetyCliTests
     {
         var r = CliRunner.Run("train", "--device", "cpu", "--batch", "1000000", "--out", Path.Combine(dir, "run"));
         var e = MemoryEstimate.For(ModelConfig.Preset("tiny", 54, Residual.Post, LinearKind.SddCode), TrainConfig.ForPreset("tiny") with { Batch = 1_000_000 },
-            AttentionStorage.Fused, fusedFfn: true); // the cpu device's plan
+            AttentionStorage.Fused, fusedFfn: true, packedWeights: true); // the cpu device's plan
         Assert.That(r.Err, Does.Contain(MemoryEstimate.Format(e.RequiredBytes(true))).And.Contain("parameters 411.25 KiB (105,280)"));
         Assert.That(r.Err, Does.Match(@"the largest batch that fits is \d+ \(--batch \d+"));
     }

@@ -74,6 +74,10 @@ public static class TestDevices
 [SetUpFixture]
 public sealed class TestRun
 {
+    /// <summary>Every product on packed weights first checks them against a fresh pack: a stale copy fails its test.</summary>
+    [OneTimeSetUp]
+    public void SetUp() => SddIlgpu.Tensors.Managed.ManagedWeightPacking.Verify = true;
+
     [OneTimeTearDown]
     public void TearDown() => TestDevices.DisposeAll();
 }

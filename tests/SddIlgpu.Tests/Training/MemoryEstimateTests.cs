@@ -37,7 +37,7 @@ public sealed class MemoryEstimateTests
         var corpus = Fables.Value;
         var model = new ModelConfig(corpus.Tokenizer.VocabSize, 16, 3, heads, kvHeads, 40, 8, residual, linear);
         var train = new TrainConfig { Steps = 1, Batch = 3, EvalEvery = 0, EvalBatches = 1, SampleEvery = sampleEvery, SampleTokens = 2 };
-        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention, device.Ops.FusedFfn is not null);
+        var estimate = MemoryEstimate.For(model, train, device.Ops.Attention, device.Ops.FusedFfn is not null, device.Ops.WeightPacking is not null);
         var dir = Directory.CreateTempSubdirectory("sdd-mem-").FullName;
         try
         {
@@ -79,6 +79,10 @@ public sealed class MemoryEstimateTests
             var layout = ModelWeights.Layout(c);
             Assert.That(MemoryEstimate.CountParameters(c),
                 Is.EqualTo((layout.Sum(p => p.Shape.Length), (long)layout.Count(p => p.Kind == ParamKind.Matrix))), $"{linear}, L={layers}");
+            // 48 and 128 are not multiples of 32: each copy is padded to whole 32-column panels
+            Assert.That(MemoryEstimate.PackedWeightLength(c), Is.EqualTo(ModelWeights.PackedLength(c)).And.EqualTo(
+                layout.Where(p => p.Kind == ParamKind.Matrix).Sum(p => (p.Shape[0] + 31) / 32 * 32 * (long)p.Shape[1] + (p.Shape[1] + 31) / 32 * 32 * (long)p.Shape[0])),
+                $"packed copies, {linear}, L={layers}");
         }
     }
 
