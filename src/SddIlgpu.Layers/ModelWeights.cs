@@ -28,12 +28,12 @@ public sealed class Parameter
 
     public string Name { get; }
     public ParamKind Kind { get; }
-
-    /// <summary>The weight's packed copies when its <see cref="ModelWeights"/> keeps them (a Matrix on a device with <see cref="IWeightPackingOps"/>).</summary>
-    public PackedWeight? Packed { get; internal set; }
     public Shape Shape { get; }
     public Tensor Value { get; }
     public Tensor Grad { get; }
+
+    /// <summary>The weight's packed copies when its <see cref="ModelWeights"/> keeps them (a Matrix on a device with <see cref="IWeightPackingOps"/>).</summary>
+    public PackedWeight? Packed { get; internal set; }
 
     /// <summary>True for the weight matrix of a linear layer (the per-layer gradient norms report these).</summary>
     public bool IsLinearWeight => Kind == ParamKind.Matrix;

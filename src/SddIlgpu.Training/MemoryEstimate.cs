@@ -84,6 +84,7 @@ public sealed record MemoryEstimate(
                 var largest = new[]
                 {
                     count, n * c.Vocab, attention.SavedLength(shape), attention.ScratchLength(shape), n * 2 * c.FfnHidden, n * c.DModel, n * c.NHead * c.HeadDim,
+                    packedWeights ? LargestPackedWeight(model) : 0,
                 }.Max();
                 var e = new MemoryEstimate(c, train.Batch, count, 4 * count, 4 * count, 4 * AdamW.StateLength(count), 4 * activations,
                     4 * other, 4 * (6 * count + 2 * n), largest)
@@ -116,6 +117,10 @@ public sealed record MemoryEstimate(
         var (p2, l2) = Count(model with { NLayer = 2 });
         return checked((p1 + (model.NLayer - 1L) * (p2 - p1), l1 + (model.NLayer - 1L) * (l2 - l1)));
     }
+
+    /// <summary>Elements of the largest weight's packed copies (one tensor each; blocks are identical, so one block says).</summary>
+    static long LargestPackedWeight(ModelConfig model) =>
+        ModelWeights.Layout(model with { NLayer = 1 }).Where(p => p.Kind == ParamKind.Matrix).Max(p => PackedWeight.Length(p.Shape[0], p.Shape[1]));
 
     /// <summary>
     /// Elements of the packed weight copies (<see cref="ModelWeights.PackedLength"/>), from the one- and two-block
