@@ -20,6 +20,7 @@ internal static class StepAb
         {
             Gemm = o.Gemm, Norm = o.Norm, Rope = o.Rope, Attention = o.Attention, Activation = o.Activation, Embedding = o.Embedding,
             Loss = o.Loss, Elementwise = o.Elementwise, Reduction = o.Reduction, Optimizer = o.Optimizer, Random = o.Random,
+            WeightPacking = o.WeightPacking, // only the fused FFN differs
         };
         using var a = new StepRunner(device, preset, batch, without);
         using var b = new StepRunner(device, preset, batch, o);
